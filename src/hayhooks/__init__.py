@@ -1,0 +1,56 @@
+"""Hayhooks: serve Haystack pipelines and agents as HTTP, OpenAI-compatible and MCP APIs.
+
+This module is the public surface wrapper files import from (``from hayhooks import ...``).
+Server and streaming pieces are imported lazily so that a wrapper importing ``BasePipelineWrapper``
+does not pull in the whole server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from haystack import Pipeline
+
+from hayhooks.logger import log
+from hayhooks.pipelines.sse import SSEStream
+from hayhooks.pipelines.wrapper import BasePipelineWrapper
+from hayhooks.version import __version__
+
+# Haystack 3 merged AsyncPipeline into Pipeline (run_async); 2.x still has its own class.
+try:
+    from haystack import AsyncPipeline  # type: ignore[attr-defined]
+except ImportError:  # haystack-ai >= 3
+    AsyncPipeline = Pipeline
+
+_LAZY = {
+    "create_app": "hayhooks.server.app",
+    "run_app": "hayhooks.server.runner",
+    "streaming_generator": "hayhooks.streaming",
+    "async_streaming_generator": "hayhooks.streaming",
+    "get_last_user_message": "hayhooks.streaming",
+    "is_user_message": "hayhooks.streaming",
+    "get_last_user_input_text": "hayhooks.streaming",
+    "chat_messages_from_openai_response": "hayhooks.streaming",
+    "PipelineEvent": "hayhooks.streaming",
+}
+
+__all__ = [
+    "AsyncPipeline",
+    "BasePipelineWrapper",
+    "Pipeline",
+    "SSEStream",
+    "__version__",
+    "log",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hayhooks' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

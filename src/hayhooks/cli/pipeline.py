@@ -1,0 +1,273 @@
+"""``hayhooks pipeline ...``: deploy, undeploy and run pipelines on a running server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from hayhooks.cli.client import ServerError
+from hayhooks.cli.common import TokenOption, UrlOption, make_client
+from hayhooks.cli.inputs import collect_pipeline_files, collect_upload_files, parse_params
+from hayhooks.cli.output import (
+    EXIT_ERROR,
+    confirmation,
+    err_console,
+    fail,
+    handle_errors,
+    print_result,
+    progress,
+    warn,
+    write_chunk,
+)
+
+pipeline_app = typer.Typer(
+    name="pipeline",
+    help="Deploy, undeploy and run pipelines on a running Hayhooks server.",
+    no_args_is_help=True,
+)
+
+
+# -- deploy-files --------------------------------------------------------------------------------
+
+
+@pipeline_app.command("deploy-files")
+def deploy_files(
+    pipeline_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DIR", help="Folder with pipeline_wrapper.py and any other files it needs.",
+            show_default=False,
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Name of the pipeline.", show_default=False)],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", "-o", help="Replace a pipeline that already has this name.")
+    ] = False,
+    skip_saving_files: Annotated[
+        bool,
+        typer.Option(
+            "--skip-saving-files",
+            help="Deploy without keeping the files in the server's pipelines dir (gone on restart).",
+        ),
+    ] = False,
+    description: Annotated[
+        Optional[str],
+        typer.Option(
+            "--description", help="Accepted for Hayhooks 2.x compatibility; the wrapper's docstrings describe it.",
+            hidden=True,
+        ),
+    ] = None,
+    skip_mcp: Annotated[
+        bool,
+        typer.Option(
+            "--skip-mcp", help="Accepted for Hayhooks 2.x compatibility; set `skip_mcp = True` in the wrapper.",
+            hidden=True,
+        ),
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Deploy a pipeline wrapper folder (every text file in DIR, recursively)."""
+    if description is not None:
+        warn("--description is ignored for wrapper folders: the run_api docstring describes the pipeline.")
+    if skip_mcp:
+        warn("--skip-mcp is ignored for wrapper folders: set `skip_mcp = True` on the wrapper class instead.")
+    with handle_errors(auth_hint=True):
+        files = collect_pipeline_files(pipeline_dir)
+        with make_client(url, token) as client, progress(f"Deploying '{name}' ({len(files)} files)..."):
+            body = client.deploy_files(name, files, overwrite=overwrite, save_files=not skip_saving_files)
+    confirmation("deployed", name, body)
+
+
+# -- deploy-yaml ---------------------------------------------------------------------------------
+
+
+def deploy_yaml_command(
+    yaml_file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Pipeline YAML (Pipeline.dumps() with inputs/outputs).",
+                       show_default=False)
+    ],
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", "-n", help="Name of the pipeline. Default: the file name without extension.",
+                     show_default=False),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", "-o", help="Replace a pipeline that already has this name.")
+    ] = False,
+    description: Annotated[
+        Optional[str], typer.Option("--description", help="Description shown in status, OpenAPI and MCP.",
+                                    show_default=False)
+    ] = None,
+    save_file: Annotated[
+        bool,
+        typer.Option(
+            "--save-file/--no-save-file",
+            help="Keep the YAML in the server's pipelines dir (--no-save-file: gone on restart).",
+        ),
+    ] = True,
+    skip_mcp: Annotated[
+        bool,
+        typer.Option(
+            "--skip-mcp", help="Accepted for Hayhooks 2.x compatibility; not supported for YAML pipelines.",
+            hidden=True,
+        ),
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Deploy a pipeline from a YAML file."""
+    pipeline_name = name or yaml_file.stem
+    if skip_mcp:
+        warn("--skip-mcp is ignored: this server has no per-deploy MCP opt-out for YAML pipelines.")
+    with handle_errors(auth_hint=True):
+        source_code = _read_yaml(yaml_file)
+        with make_client(url, token) as client, progress(f"Deploying '{pipeline_name}'..."):
+            body = client.deploy_yaml(
+                pipeline_name, source_code, overwrite=overwrite, description=description,
+                save_file=save_file,
+            )
+    confirmation("deployed", pipeline_name, body)
+
+
+def _read_yaml(path: Path) -> str:
+    from hayhooks.cli.inputs import InputError
+
+    if not path.exists():
+        raise InputError(f"YAML file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"Not a file: {path}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}") from None
+
+
+pipeline_app.command("deploy-yaml")(deploy_yaml_command)
+
+
+# -- undeploy ------------------------------------------------------------------------------------
+
+
+@pipeline_app.command("undeploy")
+def undeploy(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the pipeline to remove.", show_default=False)],
+    force: Annotated[
+        bool, typer.Option("--force", help="Succeed even when no pipeline has this name.")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Undeploy a pipeline (its routes go away and its saved files are archived by the server)."""
+    with handle_errors(auth_hint=True):
+        try:
+            with make_client(url, token) as client, progress(f"Undeploying '{name}'..."):
+                body = client.undeploy(name)
+        except ServerError as exc:
+            if force and exc.status_code == 404:
+                warn(f"{exc.detail} (nothing to undeploy)")
+                return
+            raise
+    confirmation("undeployed", name, body)
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+@pipeline_app.command("run")
+def run_pipeline(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the deployed pipeline.", show_default=False)],
+    param: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--param", "-p", metavar="KEY=VALUE",
+            help="A run argument; VALUE is JSON when it parses (3, true, [\"a\"], {\"k\": 1}), "
+            "else a string. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    file: Annotated[
+        Optional[list[Path]],
+        typer.Option("--file", "-f", help="A file to upload (multipart). Repeatable.", show_default=False),
+    ] = None,
+    directory: Annotated[
+        Optional[list[Path]],
+        typer.Option("--dir", "-d", help="Upload every file in this folder, recursively. Repeatable.",
+                     show_default=False),
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", "-s", help="Print the answer as it arrives (streaming pipelines).")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Run a deployed pipeline and print its result."""
+    with handle_errors():
+        params = parse_params(param or [])
+        uploads = collect_upload_files(file or [], directory or [])
+        with make_client(url, token) as client:
+            if stream:
+                _run_streaming(client, name, params, uploads)
+                return
+            with progress(f"Running '{name}'..."):
+                body = client.run(name, params, uploads)
+    print_result(body["result"] if isinstance(body, dict) and "result" in body else body)
+
+
+def _run_streaming(client: Any, name: str, params: dict[str, Any], uploads: list[Any]) -> None:
+    """Print a streamed answer as it arrives: text chunks as they are, SSE ``data`` payloads in turn.
+
+    Payloads that are JSON objects / arrays go on their own line; text payloads (tokens) are joined.
+    """
+    at_line_start = True
+    with progress(f"Running '{name}'...") as status:
+        for event in client.run_stream(name, params, uploads):
+            if status is not None:  # first byte arrived: the spinner has done its job
+                status.stop()
+                status = None
+            if event.event == "result":  # the pipeline answered with plain JSON, not a stream
+                body = json.loads(event.data) if event.data else None
+                print_result(body["result"] if isinstance(body, dict) and "result" in body else body)
+                return
+            if event.is_error:
+                if not at_line_start:
+                    write_chunk("\n")
+                fail(f"The pipeline failed while streaming: {_sse_error_text(event.data)}", EXIT_ERROR)
+            text = event.data
+            if event.is_sse and _is_json_document(text):
+                text = ("" if at_line_start else "\n") + text + "\n"
+            if text:
+                write_chunk(text)
+                at_line_start = text.endswith("\n")
+    if not at_line_start:
+        write_chunk("\n")
+
+
+def _is_json_document(text: str) -> bool:
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[":
+        return False
+    try:
+        json.loads(stripped)
+    except ValueError:
+        return False
+    return True
+
+
+def _sse_error_text(data: str) -> str:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(payload, dict):
+        from hayhooks.cli.client import format_detail
+
+        for key in ("detail", "error", "message"):
+            if key in payload:
+                return format_detail(payload[key])
+    return data

@@ -1,0 +1,43 @@
+"""MCP front end: pipelines as tools, over Streamable HTTP (``/mcp``), legacy SSE (``/sse`` +
+``/messages/``) and stdio (``hayhooks mcp run --transport stdio``)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Optional
+
+from starlette.routing import Route
+
+from hayhooks.mcp.server import CORE_TOOLS, HayhooksMCP, check_admin, is_tool, pipeline_tool
+
+__all__ = ["CORE_TOOLS", "HayhooksMCP", "check_admin", "install", "is_tool", "mcp_routes", "pipeline_tool"]
+
+MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+MESSAGES_PATH = "/messages/"
+
+
+def mcp_routes(bridge: HayhooksMCP, *, stateless: bool = True) -> list[Route]:
+    """Starlette routes of the HTTP transports (exact paths, so they never shadow pipeline routes)."""
+    streamable = bridge.streamable_http_app(stateless=stateless)
+    sse_connect, sse_post = bridge.sse_apps(MESSAGES_PATH)
+    return [
+        Route(MCP_PATH, endpoint=streamable, methods=["GET", "POST", "DELETE"], name="mcp"),
+        Route(SSE_PATH, endpoint=sse_connect, methods=["GET"], name="mcp_sse"),
+        Route(MESSAGES_PATH, endpoint=sse_post, methods=["POST"], name="mcp_messages"),
+    ]
+
+
+def install(app: Any, service: Any, *, stateless: bool = True, bound_to_loopback: Optional[bool] = None
+            ) -> Optional[AbstractAsyncContextManager[None]]:
+    """Mount the MCP endpoints on ``app`` (FastAPI/Starlette) over ``service``.
+
+    Returns the async context manager the app's lifespan must enter (it runs the Streamable HTTP
+    session manager and binds list-changed notifications to the serving loop). Stateless Streamable
+    HTTP is the default so any worker can answer any request (``--workers N`` needs no sticky routing).
+    """
+    bridge = HayhooksMCP(service, transport="http", bound_to_loopback=bound_to_loopback)
+    # First in the route list: a later catch-all such as ``/{name}`` must not shadow ``/mcp``.
+    app.router.routes[0:0] = mcp_routes(bridge, stateless=stateless)
+    app.state.mcp = bridge
+    return bridge.running()

@@ -1,0 +1,66 @@
+"""Runs wrapper calls without ever blocking the event loop.
+
+Async methods run on the loop; sync methods and sync generators run on one bounded thread pool
+per worker process. CPU-bound pipelines scale across cores with worker processes
+(``--workers``), not here: threads only keep the loop responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hayhooks.pipelines.models import LoadedPipeline
+
+_DONE = object()
+
+
+class Executor:
+    def __init__(self, max_threads: int) -> None:
+        self.max_threads = max_threads
+        self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="hayhooks-run")
+
+    async def call(self, pipeline: LoadedPipeline, method_name: str, is_async: bool, /, **kwargs: Any) -> Any:
+        method = getattr(pipeline.wrapper, method_name)
+        if is_async:
+            result = method(**kwargs)
+            return await result if inspect.isawaitable(result) else result
+        return await self.run_sync(functools.partial(method, **kwargs))
+
+    async def run_sync(self, fn: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def aiter(self, iterable: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+        """Iterate any (a)sync iterable from async code; sync items are pulled on the pool.
+
+        When the consumer stops early (client gone), a sync generator is closed on the pool so
+        its ``finally`` blocks run (that is how streaming helpers cancel their pipeline run).
+        """
+        if isinstance(iterable, AsyncIterable):
+            async for item in iterable:
+                yield item
+            return
+        iterator = iter(iterable)
+        try:
+            while True:
+                item = await self.run_sync(functools.partial(next, iterator, _DONE))
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            if hasattr(iterator, "close"):
+                await asyncio.shield(self.run_sync(functools.partial(_close_quietly, iterator)))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close_quietly(iterator: Any) -> None:
+    try:
+        iterator.close()
+    except Exception:  # noqa: BLE001 - e.g. still running in another thread: it ends on its own
+        pass

@@ -1,0 +1,67 @@
+"""Validation of what requests name: pipeline names and file paths inside a pipeline folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from hayhooks.errors import InvalidInput
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+# First path segments the server (or a front end mounted on it) already uses.
+RESERVED_NAMES = frozenset(
+    {
+        "status", "deploy", "deploy-files", "deploy_files", "deploy-yaml", "deploy_yaml", "undeploy",
+        "draw", "docs", "redoc", "openapi", "openapi.json", "v1", "health", "ready", "mcp", "sse",
+        "messages", "models", "chat", "completions", "responses", "files", "static", "metrics",
+    }
+)
+
+MAX_FILES = 200
+MAX_TOTAL_BYTES = 20 * 1024 * 1024
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"Invalid pipeline name {name!r}: use 1-100 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise InvalidInput(f"Invalid pipeline name {name!r}: it is reserved for a server route")
+    return name
+
+
+def validate_relative_path(path: str) -> PurePosixPath:
+    """A file path from a request, as a normalised relative path that stays inside its folder."""
+    if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
+        raise InvalidInput(f"Invalid file path {path!r}")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or path.startswith("~"):
+        raise InvalidInput(f"Invalid file path {path!r}: absolute paths are not allowed")
+    parts = [p for p in pure.parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise InvalidInput(f"Invalid file path {path!r}: it must stay inside the pipeline folder")
+    if any(p.startswith(".") for p in parts):
+        raise InvalidInput(f"Invalid file path {path!r}: hidden files are not allowed")
+    return PurePosixPath(*parts)
+
+
+def validate_files(files: dict[str, str]) -> dict[PurePosixPath, str]:
+    if not isinstance(files, dict) or not files:
+        raise InvalidInput("'files' must be a non-empty mapping of relative path to file content")
+    if len(files) > MAX_FILES:
+        raise InvalidInput(f"Too many files ({len(files)}); at most {MAX_FILES}")
+    total = 0
+    out: dict[PurePosixPath, str] = {}
+    for raw, text in files.items():
+        rel = validate_relative_path(raw)
+        if not isinstance(text, str):
+            raise InvalidInput(f"Content of {raw!r} must be text")
+        total += len(text.encode("utf-8", "surrogatepass"))
+        out[rel] = text
+    if total > MAX_TOTAL_BYTES:
+        raise InvalidInput(f"Files too large ({total} bytes); at most {MAX_TOTAL_BYTES}")
+    if PurePosixPath("pipeline_wrapper.py") not in out:
+        raise InvalidInput("Missing required file 'pipeline_wrapper.py'")
+    return out

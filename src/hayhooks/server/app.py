@@ -1,0 +1,86 @@
+"""The app factory. ``create_app(settings)`` wires store → registry → routes explicitly;
+the module-level ``app`` (for ``uvicorn hayhooks.server.app:app`` / ``fastapi run``) is just
+``create_app()`` with settings from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Optional
+
+from fastapi import FastAPI
+
+from hayhooks.pipelines.service import PipelineService
+from hayhooks.server import openapi
+from hayhooks.server.errors import install_error_handlers
+from hayhooks.server.routes import deploy, draw, health, run, status
+from hayhooks.settings import HayhooksSettings
+from hayhooks.version import __version__
+
+
+def _dialects() -> list[Any]:
+    """API dialects that register their own routes over the same service (OpenAI, MCP)."""
+    found = []
+    for module in ("hayhooks.openai", "hayhooks.mcp"):
+        try:
+            found.append(__import__(module, fromlist=["install"]))
+        except ImportError as exc:  # pragma: no cover - a dialect that is not installed is skipped
+            logging.getLogger("hayhooks").warning("API dialect %s unavailable: %s", module, exc)
+    return [m for m in found if hasattr(m, "install")]
+
+
+def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
+    settings = settings or HayhooksSettings()
+    configure_logging(settings.log_level)
+    service = PipelineService(settings)
+    dialect_contexts: list[Any] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await service.start()
+            stack.push_async_callback(service.stop)
+            for ctx in dialect_contexts:
+                await stack.enter_async_context(ctx)
+            yield
+
+    app = FastAPI(
+        title="Hayhooks",
+        version=__version__,
+        description="Haystack pipelines served as HTTP, OpenAI-compatible and MCP APIs.",
+        root_path=settings.root_path,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    install_error_handlers(app, settings.show_tracebacks)
+    for module in (health, status, deploy, draw):
+        app.include_router(module.router)
+    for dialect in _dialects():
+        ctx = dialect.install(app, service)
+        if ctx is not None:
+            dialect_contexts.append(ctx)
+    # Last: "/{name}/run" must not shadow any fixed route.
+    run.install(app)
+    openapi.install(app, service)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logger = logging.getLogger("hayhooks")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     [hayhooks] %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory used by worker processes (``uvicorn --factory``): settings come from HAYHOOKS_*."""
+    return create_app(HayhooksSettings())
+
+
+app = create_app_from_env()

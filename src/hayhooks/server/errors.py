@@ -1,0 +1,47 @@
+"""One handler maps every error to JSON ``{"detail": ...}`` with the status the error declares."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from hayhooks.errors import HayhooksError, PipelineRunError
+
+log = logging.getLogger("hayhooks")
+
+
+def run_error(pipeline: str, exc: BaseException) -> PipelineRunError:
+    """A wrapper's exception as a 500 that keeps Haystack's context (which component failed)."""
+    component = getattr(exc, "component_name", None)
+    where = f" in component '{component}'" if component else ""
+    error = PipelineRunError(f"Pipeline '{pipeline}' failed{where}: {type(exc).__name__}: {exc}")
+    if component:
+        error.context["component"] = component
+    error.__cause__ = exc
+    return error
+
+
+def install_error_handlers(app: FastAPI, show_tracebacks: bool) -> None:
+    def body(exc: BaseException, detail: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"detail": detail, **(extra or {})}
+        if show_tracebacks:
+            cause = exc.__cause__ or exc
+            out["traceback"] = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        return out
+
+    @app.exception_handler(HayhooksError)
+    async def _hayhooks_error(request: Request, exc: HayhooksError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.error("%s %s -> %s", request.method, request.url.path, exc.message, exc_info=exc.__cause__ or exc)
+        extra = dict(exc.context)
+        detail = extra.pop("detail", exc.message)
+        return JSONResponse(body(exc, detail, extra), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(body(exc, f"Internal server error: {type(exc).__name__}: {exc}"), status_code=500)

@@ -1,0 +1,58 @@
+"""Deploy and undeploy routes: translate JSON to ``PipelineService`` calls, nothing more."""
+
+from typing import Any, Optional
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from hayhooks.server.auth import require_admin
+
+router = APIRouter(tags=["deploy"], dependencies=[Depends(require_admin)])
+
+
+class DeployFilesRequest(BaseModel):
+    name: str = Field(..., description="Pipeline name: letters, digits, '-' and '_'")
+    files: dict[str, str] = Field(..., description="Relative path -> file content; needs pipeline_wrapper.py")
+    overwrite: bool = False
+    save_files: bool = True
+
+
+class DeployYamlRequest(BaseModel):
+    name: str
+    source_code: str = Field(..., description="The pipeline YAML, with inputs: and outputs: sections")
+    overwrite: bool = False
+    description: Optional[str] = None
+    save_file: bool = True
+
+
+class LegacyDeployRequest(BaseModel):
+    name: str
+    source_code: str
+
+
+@router.post("/deploy-files")
+@router.post("/deploy_files", include_in_schema=False)
+async def deploy_files(body: DeployFilesRequest, request: Request) -> dict[str, Any]:
+    service = request.app.state.service
+    result = await service.deploy_files(body.name, body.files, body.overwrite, body.save_files)
+    return result.to_dict()
+
+
+@router.post("/deploy-yaml")
+@router.post("/deploy_yaml", include_in_schema=False)
+async def deploy_yaml(body: DeployYamlRequest, request: Request) -> dict[str, Any]:
+    service = request.app.state.service
+    result = await service.deploy_yaml(body.name, body.source_code, body.overwrite, body.description, body.save_file)
+    return result.to_dict()
+
+
+@router.post("/deploy")
+async def deploy_legacy(body: LegacyDeployRequest, request: Request) -> dict[str, Any]:
+    result = await request.app.state.service.deploy_yaml(body.name, body.source_code)
+    return result.to_dict()
+
+
+@router.post("/undeploy/{name}")
+async def undeploy(name: str, request: Request) -> dict[str, Any]:
+    result = await request.app.state.service.undeploy(name)
+    return result.to_dict()

@@ -1,0 +1,19 @@
+"""Liveness and readiness, kept apart: alive as soon as the process answers, ready once loaded."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    service = request.app.state.service
+    if service.ready:
+        return JSONResponse({"status": "ready", "generation": service.registry.generation})
+    return JSONResponse({"status": "loading"}, status_code=503)

@@ -1,0 +1,54 @@
+"""Start uvicorn: one process, or N worker processes that each build the app from HAYHOOKS_*."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import uvicorn
+
+from hayhooks.settings import HayhooksSettings
+
+FACTORY = "hayhooks.server.app:create_app_from_env"
+
+
+def export_settings(settings: HayhooksSettings) -> None:
+    """Make worker processes (and reloads) see exactly these settings, CLI flags included."""
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"HAYHOOKS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_options: Any) -> None:
+    workers = settings.worker_count
+    settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "root_path": settings.root_path,
+        "log_level": settings.log_level.lower(),
+        **uvicorn_options,
+    }
+    if workers == 1 and not reload:
+        from hayhooks.server.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+        return
+    export_settings(settings)
+    if reload:
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            reload=True,
+            reload_dirs=[str(settings.pipelines_dir.resolve())],
+            reload_includes=["*.py", "*.yml", "*.yaml"],
+            **common,
+        )
+    else:
+        uvicorn.run(FACTORY, factory=True, workers=workers, **common)
+
+
+def run_app(settings: Optional[HayhooksSettings] = None, reload: bool = False, **overrides: Any) -> None:
+    """Programmatic entry point: ``run_app(port=8000, pipelines_dir="my_pipelines")``."""
+    settings = settings or HayhooksSettings(**overrides)
+    run_server(settings, reload=reload)
