@@ -44,8 +44,9 @@ class ServerUnreachable(ClientError):
 class ServerError(ClientError):
     """The server answered with an error status; ``detail`` is its (rendered) explanation."""
 
-    def __init__(self, status_code: int, detail: str, method: str, path: str) -> None:
+    def __init__(self, status_code: int, detail: str, method: str, path: str, body: Any = None) -> None:
         self.status_code = status_code
+        self.body = body
         self.detail = detail
         self.method = method
         self.path = path
@@ -123,7 +124,7 @@ def error_from_response(response: httpx.Response) -> ServerError:
     else:
         text = response.text.strip()
         detail = text[:500] if text else (response.reason_phrase or "no details")
-    return ServerError(response.status_code, detail, request.method, request.url.path)
+    return ServerError(response.status_code, detail, request.method, request.url.path, body)
 
 
 @dataclass

@@ -58,7 +58,13 @@ def handle_errors(auth_hint: bool = False) -> Iterator[None]:
     except ServerUnreachable as exc:
         fail(str(exc), EXIT_ERROR)
     except ServerError as exc:
-        hint = AUTH_HINT if (auth_hint and exc.is_auth_error) else None
+        hint = None
+        if auth_hint and exc.is_auth_error:
+            hint = AUTH_HINT
+        elif auth_hint and exc.status_code == 409:
+            hint = "Hint: pass --overwrite to replace the deployed pipeline."
+        elif exc.status_code == 504 and isinstance(exc.body, dict) and exc.body.get("result"):
+            hint = "The change is committed; the lagging workers pick it up when they next sync."
         fail(str(exc), EXIT_ERROR, hint=hint)
     except ClientError as exc:
         fail(str(exc), EXIT_ERROR)
@@ -119,7 +125,7 @@ def confirmation(action: str, name: str, body: Any) -> None:
             workers = len(workers)
         if isinstance(workers, int) and not isinstance(workers, bool):
             serving = max(workers - len(lagging), 0) if isinstance(lagging, list) else workers
-            extras.append(f"{serving}/{workers} worker(s) serving it")
+            extras.append(f"{serving}/{workers} worker(s) in sync")
         if lagging:
             warnings.append(
                 f"not every worker confirmed the change in time (lagging: {_join(lagging)}); "

@@ -28,15 +28,14 @@ def mcp_routes(bridge: HayhooksMCP, *, stateless: bool = True) -> list[Route]:
     ]
 
 
-def install(app: Any, service: Any, *, stateless: bool = True, bound_to_loopback: Optional[bool] = None
-            ) -> Optional[AbstractAsyncContextManager[None]]:
+def install(app: Any, service: Any, *, stateless: bool = True) -> Optional[AbstractAsyncContextManager[None]]:
     """Mount the MCP endpoints on ``app`` (FastAPI/Starlette) over ``service``.
 
     Returns the async context manager the app's lifespan must enter (it runs the Streamable HTTP
     session manager and binds list-changed notifications to the serving loop). Stateless Streamable
     HTTP is the default so any worker can answer any request (``--workers N`` needs no sticky routing).
     """
-    bridge = HayhooksMCP(service, transport="http", bound_to_loopback=bound_to_loopback)
+    bridge = HayhooksMCP(service, transport="http")
     # First in the route list: a later catch-all such as ``/{name}`` must not shadow ``/mcp``.
     app.router.routes[0:0] = mcp_routes(bridge, stateless=stateless)
     app.state.mcp = bridge

@@ -1,0 +1,200 @@
+"""``hayhooks mcp run``: a standalone MCP server over a pipelines directory.
+
+It builds the same ``PipelineService`` as every ``hayhooks run`` worker and follows the directory
+like one, so pipelines deployed through a server sharing the directory show up in its tools too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+mcp_app = typer.Typer(
+    name="mcp",
+    help="Serve the pipelines as MCP tools (Streamable HTTP, SSE or stdio).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+class TransportChoice(str, Enum):
+    http = "http"
+    stdio = "stdio"
+
+
+@mcp_app.command("run")
+def run(
+    host: Annotated[
+        Optional[str],
+        typer.Option("--host", help="Address to bind to (http transport). \\[env: HAYHOOKS_MCP_HOST; "
+                     "default: 127.0.0.1]", show_default=False),
+    ] = None,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", help="Port to listen on (http transport). \\[env: HAYHOOKS_MCP_PORT; default: 1417]",
+                     show_default=False),
+    ] = None,
+    pipelines_dir: Annotated[
+        Optional[Path],
+        typer.Option("--pipelines-dir", help="The pipelines directory. \\[env: HAYHOOKS_PIPELINES_DIR; "
+                     "default: ./pipelines]", show_default=False),
+    ] = None,
+    transport: Annotated[
+        TransportChoice,
+        typer.Option("--transport", help="`http`: Streamable HTTP at /mcp plus SSE at /sse and /messages/. "
+                     "`stdio`: for MCP clients that launch the server as a command."),
+    ] = TransportChoice.http,
+    additional_python_path: Annotated[
+        Optional[str],
+        typer.Option("--additional-python-path", help="Extra import path(s) for wrappers, os.pathsep-separated. "
+                     "\\[env: HAYHOOKS_ADDITIONAL_PYTHON_PATH]", show_default=False),
+    ] = None,
+) -> None:
+    """Run an MCP server whose tools are the pipelines of the pipelines directory."""
+    if transport is TransportChoice.stdio:
+        # Before anything can print: stdout is the protocol wire from here on.
+        wire_in, wire_out = _claim_stdio()
+    settings = _settings(host, port, pipelines_dir, additional_python_path)
+    _configure_logging(settings.log_level)
+    if transport is TransportChoice.stdio:
+        asyncio.run(_serve_stdio(settings, wire_in, wire_out))
+    else:
+        _serve_http(settings)
+
+
+def _settings(host: Optional[str], port: Optional[int], pipelines_dir: Optional[Path],
+              additional_python_path: Optional[str]) -> Any:
+    from pydantic import ValidationError
+
+    from hayhooks.settings import HayhooksSettings
+
+    overrides = {
+        k: v
+        for k, v in {"pipelines_dir": pipelines_dir, "additional_python_path": additional_python_path}.items()
+        if v is not None
+    }
+    try:
+        settings = HayhooksSettings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        print(f"Error: invalid settings: {problems}", file=sys.stderr)
+        raise typer.Exit(2) from exc
+    # The MCP server binds mcp_host / mcp_port; deploy protection judges that address.
+    return settings.model_copy(
+        update={"host": host or settings.mcp_host, "port": port if port is not None else settings.mcp_port}
+    )
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("hayhooks")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     [hayhooks-mcp] %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+# -- http ------------------------------------------------------------------------------------------
+def build_http_app(settings: Any) -> Any:
+    """The standalone app: MCP routes, ``GET /health``, and the service started in its lifespan."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from hayhooks.mcp import mcp_routes
+    from hayhooks.mcp.server import HayhooksMCP
+    from hayhooks.pipelines.service import PipelineService
+
+    service = PipelineService(settings)
+    bridge = HayhooksMCP(service, transport="http")
+    # One process: stateful sessions are safe here and let handshake-era Streamable HTTP clients
+    # receive list_changed notifications on their GET stream.
+    routes = mcp_routes(bridge, stateless=False)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "ready": service.ready, "tools": [t.name for t in bridge.tools()]})
+
+    routes.append(Route("/health", health, methods=["GET"]))
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            await service.wait_ready()
+            async with bridge.running():
+                yield
+        finally:
+            await service.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.service = service
+    app.state.mcp = bridge
+    return app
+
+
+def _serve_http(settings: Any) -> None:
+    import uvicorn
+
+    app = build_http_app(settings)
+    logging.getLogger("hayhooks").info(
+        "MCP server on http://%s:%s (Streamable HTTP: /mcp, SSE: /sse)", settings.host, settings.port
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        root_path=settings.root_path,
+        log_level=settings.log_level.lower(),
+        # Open SSE streams would otherwise hold a Ctrl+C shutdown forever.
+        timeout_graceful_shutdown=3,
+    )
+
+
+# -- stdio -----------------------------------------------------------------------------------------
+def _claim_stdio() -> tuple[int, int]:
+    """Keep the real stdin/stdout for the protocol; point fd 0 at /dev/null and fd 1 at stderr.
+
+    Pipeline code that prints (or reads stdin) while loading or running can then never corrupt the
+    JSON-RPC stream.
+    """
+    sys.stdout.flush()
+    wire_out = os.dup(1)
+    wire_in = os.dup(0)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = sys.stderr
+    return wire_in, wire_out
+
+
+async def _serve_stdio(settings: Any, wire_in: int, wire_out: int) -> None:
+    import anyio
+
+    from hayhooks.mcp.server import HayhooksMCP
+    from hayhooks.pipelines.service import PipelineService
+
+    stdin = anyio.wrap_file(io.TextIOWrapper(os.fdopen(wire_in, "rb"), encoding="utf-8", errors="replace"))
+    stdout = anyio.wrap_file(io.TextIOWrapper(os.fdopen(wire_out, "wb"), encoding="utf-8", newline="\n"))
+    service = PipelineService(settings)
+    await service.start()
+    try:
+        await service.wait_ready()
+        logging.getLogger("hayhooks").info(
+            "MCP server on stdio, %d pipeline(s) from %s", len(service.registry.names()), settings.pipelines_dir
+        )
+        await HayhooksMCP(service, transport="stdio").run_stdio(stdin, stdout)
+    finally:
+        await service.stop()

@@ -1,0 +1,191 @@
+"""Shared fixtures: sample pipelines, an in-process app, and real servers on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from hayhooks.server.app import create_app
+from hayhooks.settings import HayhooksSettings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE_PIPELINES = FIXTURES / "pipelines"
+BROKEN_PIPELINES = FIXTURES / "broken"
+HAYHOOKS = str(Path(sys.executable).with_name("hayhooks"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_pipelines(dest: Path, *names: str, source: Path = SAMPLE_PIPELINES) -> Path:
+    """Copy sample pipeline folders or YAML files (by name) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        src = source / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+    return dest
+
+
+def read_folder(folder: Path) -> dict[str, str]:
+    """A pipeline folder as the ``files`` mapping of ``POST /deploy-files``."""
+    return {
+        str(p.relative_to(folder)): p.read_text()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy; bounded, so a broken feature fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - e.g. connection refused while starting
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture
+def pipelines_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "pipelines"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def app_client() -> AsyncIterator[Callable[..., Any]]:
+    """Factory: an in-process app (lifespan running, pipelines loaded) and an httpx client on it."""
+    stack: list[Any] = []
+
+    async def make(pipelines_dir: Path, **settings: Any) -> httpx.AsyncClient:
+        app = create_app(HayhooksSettings(pipelines_dir=pipelines_dir, **settings))
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def run_lifespan() -> None:
+            # Entered and exited in one task: task groups inside the lifespan require it.
+            async with app.router.lifespan_context(app):
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(run_lifespan())
+        await asyncio.wait_for(started.wait(), 30)
+        stack.append((stop, task))
+        assert await app.state.service.wait_ready(30)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:1416", timeout=30
+        )
+        client.app = app  # type: ignore[attr-defined]
+        stack.append(client)
+        return client
+
+    yield make
+    for item in reversed(stack):
+        if isinstance(item, httpx.AsyncClient):
+            await item.aclose()
+        else:
+            stop, task = item
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+
+@pytest.fixture
+def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: a real ``hayhooks run`` subprocess on a free port, ready when returned."""
+    started: list[LiveServer] = []
+
+    def start(pipelines_dir: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60) -> LiveServer:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        full_env = {**os.environ, "HAYHOOKS_LOG_LEVEL": "info", **(env or {})}
+        cmd = [HAYHOOKS, "run", "--host", "127.0.0.1", "--port", str(port), "--pipelines-dir", str(pipelines_dir), *args]
+        proc = subprocess.Popen(
+            cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
+        server = LiveServer(f"http://127.0.0.1:{port}", port, proc, log_path)
+        started.append(server)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+            return httpx.get(f"{server.url}/ready", timeout=2).status_code == 200
+
+        wait_until(ready, timeout=ready_timeout, interval=0.1)
+        return server
+
+    yield start
+    for server in started:
+        stop_process(server.proc)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@pytest.fixture
+def live_app() -> Iterator[Callable[..., LiveServer]]:
+    """Factory: ``create_app(settings)`` served by uvicorn in a thread, over real loopback HTTP."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(pipelines_dir: Path, **settings: Any) -> LiveServer:
+        port = free_port()
+        app = create_app(HayhooksSettings(pipelines_dir=pipelines_dir, port=port, **settings))
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/ready", timeout=2).status_code == 200, timeout=60)
+        return LiveServer(url, port, extra={"app": app})
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(15)
