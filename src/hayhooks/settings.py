@@ -64,6 +64,7 @@ class HayhooksSettings(BaseSettings):
 
     # Logging
     log_level: str = Field("info", description="Log level of the server.")
+    access_log: bool = Field(True, description="Log every request (uvicorn access log).")
 
     @field_validator("workers")
     @classmethod

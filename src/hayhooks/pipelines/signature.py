@@ -54,6 +54,10 @@ def _is_plain(value: Any) -> bool:
 _ANY_JSON = Annotated[Any, PlainSerializer(jsonable, when_used="always")]
 
 
+# Unparameterised containers hold values of any type: serialise those the way untyped results are.
+_BARE_CONTAINERS: dict[Any, Any] = {dict: dict[str, _ANY_JSON], list: list[_ANY_JSON], tuple: list[_ANY_JSON]}
+
+
 def _is_haystack_dataclass(tp: Any) -> bool:
     return (
         isinstance(tp, type)
@@ -85,6 +89,8 @@ def adapt_type(tp: Any) -> Any:
         return _ANY_JSON
     if _is_haystack_dataclass(tp):
         return _haystack_type(tp)
+    if tp in _BARE_CONTAINERS:
+        return _BARE_CONTAINERS[tp]
     origin = get_origin(tp)
     if origin is None:
         return tp if _schema_ok(tp) else _ANY_JSON

@@ -27,6 +27,9 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         "port": settings.port,
         "root_path": settings.root_path,
         "log_level": settings.log_level.lower(),
+        "access_log": settings.access_log,
+        # Open SSE / MCP streams must not hold a shutdown forever.
+        "timeout_graceful_shutdown": 3,
         **uvicorn_options,
     }
     if workers == 1 and not reload:
