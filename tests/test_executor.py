@@ -1,0 +1,54 @@
+import asyncio
+import threading
+
+from hayhooks.pipelines.executor import Executor
+from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
+from hayhooks.pipelines.wrapper import BasePipelineWrapper
+
+
+class W(BasePipelineWrapper):
+    def setup(self) -> None:
+        pass
+
+    def run_api(self, x: int) -> str:
+        return f"{x}:{threading.current_thread().name}"
+
+    async def run_api_async(self, x: int) -> str:
+        return f"{x}:{threading.current_thread().name}"
+
+
+def pipeline() -> LoadedPipeline:
+    return LoadedPipeline("w", "wrapper", W(), PipelineSource("w", "wrapper", "/", "f"), frozenset({"run"}), None, "")
+
+
+async def test_sync_on_pool_async_on_loop():
+    ex = Executor(2)
+    assert (await ex.call(pipeline(), "run_api", False, x=1)).startswith("1:hayhooks-run")
+    assert (await ex.call(pipeline(), "run_api_async", True, x=2)) == f"2:{threading.current_thread().name}"
+    ex.shutdown()
+
+
+async def test_early_stop_closes_sync_generator_on_the_pool():
+    ex = Executor(2)
+    closed = threading.Event()
+
+    def gen():
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            closed.set()
+
+    agen = ex.aiter(gen())
+    assert [await agen.__anext__() for _ in range(3)] == [0, 1, 2]
+    await agen.aclose()
+    assert await asyncio.to_thread(closed.wait, 10)
+    ex.shutdown()
+
+
+async def test_async_iterables_pass_through():
+    async def agen():
+        yield "a"
+        yield "b"
+
+    assert [x async for x in Executor(1).aiter(agen())] == ["a", "b"]
