@@ -23,6 +23,9 @@ import uvicorn
 from hayhooks.server.app import create_app
 from hayhooks.settings import HayhooksSettings
 
+# Tests need no network: Haystack's telemetry stays off here and in every server we start.
+os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_PIPELINES = FIXTURES / "pipelines"
 BROKEN_PIPELINES = FIXTURES / "broken"

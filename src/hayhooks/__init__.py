@@ -9,20 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from haystack import Pipeline
-
 from hayhooks.logger import log
 from hayhooks.pipelines.sse import SSEStream
 from hayhooks.pipelines.wrapper import BasePipelineWrapper
 from hayhooks.version import __version__
 
-# Haystack 3 merged AsyncPipeline into Pipeline (run_async); 2.x still has its own class.
-try:
-    from haystack import AsyncPipeline  # type: ignore[attr-defined]
-except ImportError:  # haystack-ai >= 3
-    AsyncPipeline = Pipeline
-
 _LAZY = {
+    "Pipeline": "haystack",
+    "AsyncPipeline": "haystack",
     "create_app": "hayhooks.server.app",
     "run_app": "hayhooks.server.runner",
     "streaming_generator": "hayhooks.streaming",
@@ -35,9 +29,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "AsyncPipeline",
     "BasePipelineWrapper",
-    "Pipeline",
     "SSEStream",
     "__version__",
     "log",
@@ -51,6 +43,16 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'hayhooks' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    if module == "haystack":
+        value = _haystack_pipeline(name)
+    else:
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _haystack_pipeline(name: str) -> Any:
+    import haystack
+
+    # Haystack 3 merged AsyncPipeline into Pipeline (run_async); 2.x still has its own class.
+    return getattr(haystack, name, None) or haystack.Pipeline

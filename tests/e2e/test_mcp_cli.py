@@ -179,14 +179,11 @@ async def test_stdio_modern_session_listens_for_changes(tmp_path):
         assert "adder" in tool_names(await client.list_tools())
 
 
-def test_stdio_refuses_deploys_when_disabled(tmp_path):
-    async def scenario() -> None:
-        async with Client(stdio_params(pipelines(tmp_path), HAYHOOKS_DISABLE_RUNTIME_DEPLOY="true")) as client:
-            assert "deploy_pipeline" not in tool_names(await client.list_tools())
-            refused = await client.call_tool("deploy_pipeline", {"name": "x", "files": {"pipeline_wrapper.py": ADDER}})
-            assert refused.is_error is True and "disabled" in refused.content[0].text
-
-    anyio.run(scenario)
+async def test_stdio_refuses_deploys_when_disabled(tmp_path):
+    async with Client(stdio_params(pipelines(tmp_path), HAYHOOKS_DISABLE_RUNTIME_DEPLOY="true")) as client:
+        assert "deploy_pipeline" not in tool_names(await client.list_tools())
+        refused = await client.call_tool("deploy_pipeline", {"name": "x", "files": {"pipeline_wrapper.py": ADDER}})
+        assert refused.is_error is True and "disabled" in refused.content[0].text
 
 
 # -- standalone HTTP server following a shared directory ------------------------------------------------------
@@ -218,6 +215,10 @@ async def test_mcp_run_http_follows_deploys_made_through_hayhooks_run(tmp_path, 
 async def test_workers_two_fresh_sessions_all_see_the_same_tools(tmp_path, hayhooks_server):
     server = hayhooks_server(pipelines(tmp_path), "--workers", "2")
     mcp_url = f"{server.url}/mcp"
+    # /ready answers once one worker serves; wait (bounded) until both have joined the cluster.
+    with anyio.fail_after(90):
+        while len(httpx.get(f"{server.url}/status", timeout=5).json()["workers"]) < 2:
+            await anyio.sleep(0.2)
 
     async def fresh_sessions(expected: set[str], call: tuple[str, dict[str, Any], str] | None = None) -> None:
         for i in range(20):
@@ -231,5 +232,5 @@ async def test_workers_two_fresh_sessions_all_see_the_same_tools(tmp_path, hayho
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
         response = await http.post("/deploy-files", json={"name": "adder", "files": {"pipeline_wrapper.py": ADDER}})
         assert response.status_code == 200, response.text
-        assert response.json()["workers"] >= 2  # both workers confirmed before the deploy returned
+        assert response.json()["workers"] == 2  # both workers confirmed before the deploy returned
     await fresh_sessions(CORE | PIPELINE_TOOLS | {"adder"}, ("adder", {"a": 2, "b": 2}, "4"))

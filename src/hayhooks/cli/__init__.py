@@ -1,0 +1,1 @@
+"""The ``hayhooks`` command line: ``hayhooks.cli.main:main`` is the console script."""

@@ -10,6 +10,7 @@ import typer
 from hayhooks.cli.common import TokenOption, UrlOption, make_client
 from hayhooks.cli.output import EXIT_INPUT, console, fail, handle_errors, status_view
 from hayhooks.cli.pipeline import deploy_yaml_command, pipeline_app
+from hayhooks.mcp.cli import mcp_app
 
 app = typer.Typer(
     name="hayhooks",
@@ -144,25 +145,7 @@ app.add_typer(pipeline_app, name="pipeline")
 
 # -- mcp -----------------------------------------------------------------------------------------
 
-
-def _add_mcp() -> None:
-    try:
-        from hayhooks.mcp.cli import mcp_app
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("hayhooks.mcp", "hayhooks.mcp.cli"):
-            raise
-        missing = typer.Typer(name="mcp", help="MCP server commands (not available in this installation).")
-
-        @missing.command("run")
-        def _mcp_unavailable() -> None:
-            """Start the MCP server (not available in this installation)."""
-            fail("The MCP commands are not available in this installation (hayhooks.mcp.cli is missing).")
-
-        mcp_app = missing
-    app.add_typer(mcp_app, name="mcp")
-
-
-_add_mcp()
+app.add_typer(mcp_app, name="mcp")
 
 
 def main() -> None:

@@ -36,14 +36,14 @@ AUTH_HINT = (
 
 
 def fail(message: str, code: int = EXIT_ERROR, hint: Optional[str] = None) -> NoReturn:
-    err_console.print(Text("Error: ", style="bold red") + Text(message), soft_wrap=True)
+    err_console.print(Text.assemble(("Error: ", "bold red"), message), soft_wrap=True)
     if hint:
         err_console.print(Text(hint, style="yellow"), soft_wrap=True)
     raise typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    err_console.print(Text("Warning: ", style="bold yellow") + Text(message), soft_wrap=True)
+    err_console.print(Text.assemble(("Warning: ", "bold yellow"), message), soft_wrap=True)
 
 
 @contextmanager
@@ -139,9 +139,9 @@ def confirmation(action: str, name: str, body: Any) -> None:
                 warnings.extend(value if isinstance(value, list) else [value])
         if body.get("success") is False:
             warnings.append(str(body.get("message") or body.get("detail") or "the server reported no success"))
-    line = Text("✔ ", style="bold green") + Text(f"Pipeline '{name}' {action}")
+    line = Text.assemble(("✔ ", "bold green"), f"Pipeline '{name}' {action}")
     if extras:
-        line += Text(f" ({'; '.join(extras)})", style="dim")
+        line.append(f" ({'; '.join(extras)})", style="dim")
     console.print(line, soft_wrap=True)
     for warning in warnings:
         warn(str(warning))
@@ -153,8 +153,9 @@ def _cell(value: Any) -> Text:
 
 def status_view(base_url: str, status: dict[str, Any]) -> None:
     """Render ``GET /status``: a headline, the pipelines, the failed ones and the workers."""
-    headline = Text("Hayhooks server at ", style="bold") + Text(base_url, style="bold cyan")
-    headline += Text(f": {status.get('status', 'unknown')}", style="bold green")
+    headline = Text.assemble(
+        ("Hayhooks server at ", "bold"), (base_url, "bold cyan"), (f": {status.get('status', 'unknown')}", "bold green")
+    )
     facts = []
     if status.get("generation") is not None:
         facts.append(f"generation {status['generation']}")
@@ -162,7 +163,7 @@ def status_view(base_url: str, status: dict[str, Any]) -> None:
     if isinstance(workers, list):
         facts.append(f"{len(workers)} worker(s)")
     if facts:
-        headline += Text(f" ({', '.join(facts)})", style="dim")
+        headline.append(f" ({', '.join(facts)})", style="dim")
     console.print(headline, soft_wrap=True)
 
     details = status.get("details")

@@ -14,7 +14,6 @@ from hayhooks.cli.inputs import collect_pipeline_files, collect_upload_files, pa
 from hayhooks.cli.output import (
     EXIT_ERROR,
     confirmation,
-    err_console,
     fail,
     handle_errors,
     print_result,

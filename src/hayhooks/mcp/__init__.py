@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
+import importlib
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from starlette.routing import Route
+if TYPE_CHECKING:
+    from starlette.routing import Route
 
-from hayhooks.mcp.server import CORE_TOOLS, HayhooksMCP, check_admin, is_tool, pipeline_tool
+    from hayhooks.mcp.server import HayhooksMCP
 
 __all__ = ["CORE_TOOLS", "HayhooksMCP", "check_admin", "install", "is_tool", "mcp_routes", "pipeline_tool"]
+_FROM_SERVER = {"CORE_TOOLS", "HayhooksMCP", "check_admin", "is_tool", "pipeline_tool"}
+
+
+def __getattr__(name: str) -> Any:
+    # The MCP SDK is heavy to import: load it when a server needs it, not for every CLI call.
+    if name in _FROM_SERVER:
+        return getattr(importlib.import_module("hayhooks.mcp.server"), name)
+    raise AttributeError(f"module 'hayhooks.mcp' has no attribute {name!r}")
 
 MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
@@ -19,6 +29,8 @@ MESSAGES_PATH = "/messages/"
 
 def mcp_routes(bridge: HayhooksMCP, *, stateless: bool = True) -> list[Route]:
     """Starlette routes of the HTTP transports (exact paths, so they never shadow pipeline routes)."""
+    from starlette.routing import Route
+
     streamable = bridge.streamable_http_app(stateless=stateless)
     sse_connect, sse_post = bridge.sse_apps(MESSAGES_PATH)
     return [
@@ -35,6 +47,8 @@ def install(app: Any, service: Any, *, stateless: bool = True) -> Optional[Abstr
     session manager and binds list-changed notifications to the serving loop). Stateless Streamable
     HTTP is the default so any worker can answer any request (``--workers N`` needs no sticky routing).
     """
+    from hayhooks.mcp.server import HayhooksMCP
+
     bridge = HayhooksMCP(service, transport="http")
     # First in the route list: a later catch-all such as ``/{name}`` must not shadow ``/mcp``.
     app.router.routes[0:0] = mcp_routes(bridge, stateless=stateless)

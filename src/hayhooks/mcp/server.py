@@ -9,7 +9,6 @@ handshake-era sessions (SSE, stdio, stateful Streamable HTTP) and as ``ToolsList
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,10 +30,10 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hayhooks.errors import Forbidden, HayhooksError, NotSupported, PipelineNotFound
-from hayhooks.security import authorize_deploy
 from hayhooks.logger import log
 from hayhooks.mcp import results
 from hayhooks.pipelines.models import LoadedPipeline
+from hayhooks.security import authorize_deploy
 from hayhooks.version import __version__
 
 Transport = Literal["http", "stdio"]
@@ -44,6 +43,8 @@ INSTRUCTIONS = (
     "get_all_pipeline_statuses / get_pipeline_status report what is deployed, "
     "deploy_pipeline / undeploy_pipeline change it (admin only)."
 )
+
+READY_TIMEOUT = 120.0  # seconds a request waits for a starting worker to finish loading
 
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*",
@@ -230,14 +231,21 @@ class HayhooksMCP:
         pipeline = self.service.registry.get(name)
         return pipeline_tool(pipeline).input_schema if pipeline is not None and is_tool(pipeline) else None
 
+    async def _until_ready(self) -> None:
+        """A worker still loading its pipelines holds MCP requests (bounded) rather than under-report."""
+        if not getattr(self.service, "ready", True):
+            await self.service.wait_ready(READY_TIMEOUT)
+
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        await self._until_ready()
         return types.ListToolsResult(tools=self.tools())
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
+        await self._until_ready()
         name = params.name
         arguments = params.arguments or {}
         headers = getattr(ctx.request, "headers", None)

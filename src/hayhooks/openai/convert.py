@@ -339,10 +339,10 @@ class ResponseAccumulator(_Common):
             "usage": responses_usage(self.usage),
         }
 
-    def _event(self, name: str, **data: Any) -> tuple[str, dict[str, Any]]:
-        payload = {"type": name, "sequence_number": self._seq, **data}
+    def _event(self, event_type: str, /, **data: Any) -> tuple[str, dict[str, Any]]:
+        payload = {"type": event_type, "sequence_number": self._seq, **data}
         self._seq += 1
-        return name, payload
+        return event_type, payload
 
     def start(self) -> list[tuple[str, dict[str, Any]]]:
         return [

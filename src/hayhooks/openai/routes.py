@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound
+from hayhooks.errors import HayhooksError, NotSupported, PipelineNotFound
 from hayhooks.openai.convert import (
     ChatAccumulator,
     ResponseAccumulator,
@@ -285,7 +285,7 @@ class Handlers:
             raise NotSupported("No deployed pipeline accepts file uploads (none implements run_file_upload)")
         if len(accepting) > 1:
             names = ", ".join(p.name for p in accepting)
-            raise InvalidInput(
+            raise _BadRequest(
                 f"Several pipelines accept files ({names}): name one with the 'model' form field or ?model="
             )
         found = implemented_method(accepting[0].wrapper, "files")

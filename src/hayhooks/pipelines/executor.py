@@ -11,7 +11,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from hayhooks.pipelines.models import LoadedPipeline
@@ -45,15 +45,28 @@ class Executor:
                 yield item
             return
         iterator = iter(iterable)
+        pending: Future[Any] | None = None
         try:
             while True:
-                item = await self.run_sync(functools.partial(next, iterator, _DONE))
+                pending = self._pool.submit(next, iterator, _DONE)
+                item = await asyncio.wrap_future(pending)
                 if item is _DONE:
                     return
                 yield item
         finally:
             if hasattr(iterator, "close"):
-                await asyncio.shield(self.run_sync(functools.partial(_close_quietly, iterator)))
+                if pending is not None and not pending.done():
+                    # The consumer left while a next() still runs on a thread: close the
+                    # generator as soon as that step returns, so it cannot run on unobserved.
+                    pending.add_done_callback(lambda _: self._submit_quietly(_close_quietly, iterator))
+                else:
+                    await asyncio.shield(self.run_sync(functools.partial(_close_quietly, iterator)))
+
+    def _submit_quietly(self, fn: Any, *args: Any) -> None:
+        try:
+            self._pool.submit(fn, *args)
+        except RuntimeError:  # pool shut down: the process is exiting anyway
+            pass
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

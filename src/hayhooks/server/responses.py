@@ -57,8 +57,11 @@ def text_stream(executor: Executor, name: str, items: Iterable[Any]) -> Streamin
                 text = chunk_text(item)
                 if text:
                     yield text
-        except Exception as exc:  # noqa: BLE001 - headers are sent: end the body, log the cause
-            log.error("Stream of pipeline '%s' failed: %s", name, exc, exc_info=exc)
+        except Exception as exc:
+            # Headers are sent: re-raising makes the server cut the connection before the final
+            # chunk, so clients see a truncated body instead of a silently "complete" one.
+            log.error("Stream of pipeline '%s' failed: %s", name, exc)
+            raise
 
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 

@@ -26,6 +26,7 @@ import asyncio
 import inspect
 import json
 import os
+import queue
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -412,32 +413,51 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+class _Stop:
+    def __init__(self, error: Optional[BaseException] = None) -> None:
+        self.error = error
+
+
 def iterate_in_background(agen: AsyncIterator[Any]) -> Generator[Any, None, None]:
-    """Iterate an async iterator from sync code, driving it on the shared background loop."""
+    """Iterate an async iterator from sync code, driving it on the shared background loop.
+
+    A pump task on the loop moves items into a thread-safe queue, so each item costs one queue
+    hand-off rather than one cross-thread coroutine call. Closing this generator cancels the pump,
+    which closes ``agen`` (and so cancels the pipeline run).
+    """
     loop = _background_loop()
     if threading.current_thread() is _loop_thread:
         raise RuntimeError("a sync streaming generator cannot be iterated on the hayhooks streaming loop")
-    finished = False
-    try:
-        while True:
-            future = asyncio.run_coroutine_threadsafe(agen.__anext__(), loop)  # type: ignore[arg-type]
-            try:
-                item = future.result()
-            except StopAsyncIteration:
-                finished = True
-                return
-            except BaseException:
-                finished = True  # the async generator has already finalised itself
-                raise
-            yield item
-    finally:
-        if not finished:
+    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def pump() -> None:
+        try:
+            async for item in agen:  # type: ignore[union-attr]
+                items.put(item)
+        except asyncio.CancelledError:
+            items.put(_Stop())
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            items.put(_Stop(exc))
+        else:
+            items.put(_Stop())
+        finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:
-                try:
-                    asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=5)
-                except Exception:  # noqa: BLE001
-                    log.debug("Closing an abandoned stream failed", exc_info=True)
+                await aclose()
+
+    task = asyncio.run_coroutine_threadsafe(pump(), loop)
+    try:
+        while True:
+            item = items.get()
+            if isinstance(item, _Stop):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        if not task.done():
+            task.cancel()  # thread-safe on a concurrent.futures.Future: cancels the task on the loop
 
 
 def streaming_generator(

@@ -1,0 +1,1 @@
+"""Benchmarks of hayhooks against a hand-written FastAPI baseline. Entry point: ``python -m bench.run``."""
