@@ -26,6 +26,8 @@ _LAZY = {
     "get_last_user_input_text": "hayhooks.streaming",
     "chat_messages_from_openai_response": "hayhooks.streaming",
     "PipelineEvent": "hayhooks.streaming",
+    "get_input_files": "hayhooks.streaming",
+    "StreamCancelled": "hayhooks.streaming",
 }
 
 __all__ = [

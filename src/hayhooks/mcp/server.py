@@ -150,9 +150,7 @@ def call_kwargs(pipeline: LoadedPipeline, arguments: dict[str, Any], headers: An
     """Validate the tool arguments with the pipeline's request model -> keyword arguments of its run."""
     run = pipeline.run
     assert run is not None
-    validated = run.request_model.model_validate(arguments)
-    names = run.field_names or tuple(type(validated).model_fields)
-    kwargs = {name: getattr(validated, name) for name in names}
+    kwargs = run.arguments(run.request_model.model_validate(arguments))
     if run.files_param and run.files_param not in kwargs:
         kwargs[run.files_param] = None  # MCP has no file uploads
     if run.headers_param and run.headers_param not in kwargs:

@@ -28,6 +28,10 @@ class RunSpec:
     # Body fields, in signature order, handed to the method as keyword arguments.
     field_names: tuple[str, ...] = ()
 
+    def arguments(self, validated: BaseModel) -> dict[str, Any]:
+        """Keyword arguments of the run method from a validated request (models stay models)."""
+        return {name: getattr(validated, name) for name in self.field_names}
+
 
 @dataclass(frozen=True)
 class PipelineSource:

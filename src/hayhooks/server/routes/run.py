@@ -65,7 +65,7 @@ def _json_kwargs(spec: RunSpec, body: bytes) -> dict[str, Any]:
         model = spec.request_model.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise InvalidInput("Invalid request body", detail=json.loads(exc.json(include_url=False))) from exc
-    return {field: getattr(model, field) for field in spec.field_names}
+    return spec.arguments(model)
 
 
 def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
         model = spec.request_model.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInput("Invalid form data", detail=json.loads(exc.json(include_url=False))) from exc
-    kwargs = {field: getattr(model, field) for field in spec.field_names}
+    kwargs = spec.arguments(model)
     if spec.files_param:
         uploads = [v for v in form.getlist(spec.files_param) if isinstance(v, UploadFile)]
         if not uploads:
