@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Serves ./pipelines (the default directory), seeded with the bundled examples on first run, so
+# what you deploy at runtime lands there and never in the repository's examples.
 run: $(STAMP)
-	HAYHOOKS_PIPELINES_DIR=$${HAYHOOKS_PIPELINES_DIR:-examples/pipelines} \
-		$(BIN)/hayhooks run --host $(HOST) --port $(PORT)
+	@test -d pipelines || cp -r examples/pipelines pipelines
+	$(BIN)/hayhooks run --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

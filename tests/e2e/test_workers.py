@@ -176,3 +176,16 @@ def test_hand_copied_pipeline_reaches_instances_by_polling(hayhooks_server, pipe
     (folder / "pipeline_wrapper.py").write_text(whoami("by-hand")["pipeline_wrapper.py"])
     for server in (a, b):
         wait_until(lambda: fresh("POST", f"{server.url}/copied/run", json={}).status_code == 200, timeout=2.5, interval=0.1)
+
+
+def test_reload_mode_picks_up_edits_quickly(hayhooks_server, pipelines_dir):
+    folder = pipelines_dir / "edited"
+    folder.mkdir()
+    (folder / "pipeline_wrapper.py").write_text(whoami("v1")["pipeline_wrapper.py"])
+    server = hayhooks_server(pipelines_dir, "--reload", env={"HAYHOOKS_POLL_INTERVAL": "30"})
+    assert fresh("POST", f"{server.url}/edited/run", json={}).json()["result"]["version"] == "v1"
+    (folder / "pipeline_wrapper.py").write_text(whoami("v2-edited")["pipeline_wrapper.py"])
+    wait_until(
+        lambda: fresh("POST", f"{server.url}/edited/run", json={}).json()["result"]["version"] == "v2-edited",
+        timeout=5,
+    )

@@ -68,7 +68,7 @@ def run(
         typer.Option("--additional-python-path", help="Extra import path(s) for wrappers, os.pathsep-separated. "
                      "[env: HAYHOOKS_ADDITIONAL_PYTHON_PATH]", show_default=False),
     ] = None,
-    reload: Annotated[bool, typer.Option("--reload", help="Restart on code changes (development).")] = False,
+    reload: Annotated[bool, typer.Option("--reload", help="Reload changed pipelines within 0.25 s (development).")] = False,
     workers: Annotated[
         Optional[str],
         typer.Option("--workers", metavar="N|auto", help="Worker processes: a number or `auto` (usable cores). "

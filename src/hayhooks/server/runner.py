@@ -20,6 +20,13 @@ def export_settings(settings: HayhooksSettings) -> None:
 
 
 def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_options: Any) -> None:
+    """Serve until stopped.
+
+    ``reload`` needs no process restart: every worker already follows the pipelines directory and
+    reloads a pipeline whose files change; reload mode only makes it look more often.
+    """
+    if reload:
+        settings = settings.model_copy(update={"poll_interval": min(settings.poll_interval, 0.25)})
     workers = settings.worker_count
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
     common: dict[str, Any] = {
@@ -32,23 +39,13 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         "timeout_graceful_shutdown": 3,
         **uvicorn_options,
     }
-    if workers == 1 and not reload:
+    if workers == 1:
         from hayhooks.server.app import create_app
 
         uvicorn.run(create_app(settings), **common)
         return
     export_settings(settings)
-    if reload:
-        uvicorn.run(
-            FACTORY,
-            factory=True,
-            reload=True,
-            reload_dirs=[str(settings.pipelines_dir.resolve())],
-            reload_includes=["*.py", "*.yml", "*.yaml"],
-            **common,
-        )
-    else:
-        uvicorn.run(FACTORY, factory=True, workers=workers, **common)
+    uvicorn.run(FACTORY, factory=True, workers=workers, **common)
 
 
 def run_app(settings: Optional[HayhooksSettings] = None, reload: bool = False, **overrides: Any) -> None:
