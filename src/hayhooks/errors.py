@@ -17,6 +17,10 @@ class HayhooksError(Exception):
         self.context = context
 
 
+class BadRequest(HayhooksError):
+    status_code = 400
+
+
 class InvalidInput(HayhooksError):
     status_code = 422
 
@@ -43,6 +47,17 @@ class NotSupported(HayhooksError):
 
 class PipelineRunError(HayhooksError):
     status_code = 500
+
+    @classmethod
+    def wrap(cls, pipeline: str, exc: BaseException) -> "PipelineRunError":
+        """A wrapper's exception as a 500 that keeps Haystack's context (which component failed)."""
+        component = getattr(exc, "component_name", None)
+        where = f" in component '{component}'" if component else ""
+        error = cls(f"Pipeline '{pipeline}' failed{where}: {type(exc).__name__}: {exc}")
+        if component:
+            error.context["component"] = component
+        error.__cause__ = exc
+        return error
 
 
 class Unauthorized(HayhooksError):

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from hayhooks.errors import HayhooksError, NotSupported, PipelineNotFound
+from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineNotFound, PipelineRunError
 from hayhooks.openai.convert import (
     ChatAccumulator,
     ResponseAccumulator,
@@ -64,32 +64,19 @@ def _from_exception(model: str, exc: BaseException) -> JSONResponse:
             log.error("OpenAI route for '%s' failed: %s", model, exc.message, exc_info=exc)
         return error_response(exc.status_code, exc.message)
     log.error("Pipeline '%s' failed: %s", model, exc, exc_info=exc)
-    return error_response(500, _run_message(model, exc))
-
-
-def _run_message(model: str, exc: BaseException) -> str:
-    component = getattr(exc, "component_name", None)
-    where = f" in component '{component}'" if component else ""
-    return f"Pipeline '{model}' failed{where}: {type(exc).__name__}: {exc}"
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+    return error_response(500, PipelineRunError.wrap(model, exc).message)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise _BadRequest("The request body is not valid JSON") from None
+        raise BadRequest("The request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise _BadRequest("The request body must be a JSON object")
+        raise BadRequest("The request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise _BadRequest("'model' is required: the name of a deployed pipeline")
+        raise BadRequest("'model' is required: the name of a deployed pipeline")
     return body
 
 
@@ -148,13 +135,11 @@ class Handlers:
             model = body["model"]
             messages = body.get("messages")
             if not isinstance(messages, list):
-                raise _BadRequest("'messages' is required: a list of chat messages")
+                raise BadRequest("'messages' is required: a list of chat messages")
             pipeline, method, is_async = self._pipeline(model, "chat", "chat completions")
             result = await self.service.executor.call(
                 pipeline, method, is_async, model=model, messages=messages, body=body
             )
-        except _BadRequest as exc:
-            return error_response(exc.status, exc.message)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI error body
             return _from_exception(model, exc)
 
@@ -185,7 +170,7 @@ class Handlers:
                         yield {"data": json.dumps(payload)}
         except Exception as exc:  # noqa: BLE001 - headers are sent: an error event, then [DONE]
             log.error("Chat stream of pipeline '%s' failed: %s", model, exc, exc_info=exc)
-            yield {"data": json.dumps(error_body(_run_message(model, exc), "server_error", "internal_error"))}
+            yield {"data": json.dumps(error_body(PipelineRunError.wrap(model, exc).message, "server_error", "internal_error"))}
             yield _DONE
             return
         for payload in acc.finish():
@@ -201,13 +186,11 @@ class Handlers:
             try:
                 input_items = normalize_input_items(body.get("input"))
             except ValueError as exc:
-                raise _BadRequest(str(exc)) from None
+                raise BadRequest(str(exc)) from None
             pipeline, method, is_async = self._pipeline(model, "responses", "the Responses API")
             result = await self.service.executor.call(
                 pipeline, method, is_async, model=model, input_items=input_items, body=body
             )
-        except _BadRequest as exc:
-            return error_response(exc.status, exc.message)
         except Exception as exc:  # noqa: BLE001
             return _from_exception(model, exc)
 
@@ -241,7 +224,7 @@ class Handlers:
                         yield message
         except Exception as exc:  # noqa: BLE001
             log.error("Response stream of pipeline '%s' failed: %s", model, exc, exc_info=exc)
-            for message in sse(acc.fail(_run_message(model, exc))):
+            for message in sse(acc.fail(PipelineRunError.wrap(model, exc).message)):
                 yield message
             yield _DONE
             return
@@ -255,10 +238,10 @@ class Handlers:
             try:
                 form = await request.form()
             except Exception:  # noqa: BLE001 - not multipart / malformed
-                raise _BadRequest("Expected a multipart/form-data body with a 'file' field") from None
+                raise BadRequest("Expected a multipart/form-data body with a 'file' field") from None
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
-                raise _BadRequest("'file' is required: the file to upload")
+                raise BadRequest("'file' is required: the file to upload")
             purpose = form.get("purpose")
             purpose = purpose if isinstance(purpose, str) and purpose else "user_data"
             name = form.get("model") or request.query_params.get("model")
@@ -271,8 +254,6 @@ class Handlers:
                 pipeline, method, is_async,
                 filename=filename, content_type=content_type, content=content, purpose=purpose,
             )
-        except _BadRequest as exc:
-            return error_response(exc.status, exc.message)
         except Exception as exc:  # noqa: BLE001
             return _from_exception(model, exc)
         return JSONResponse(_file_object(result, filename, len(content), purpose))
@@ -285,7 +266,7 @@ class Handlers:
             raise NotSupported("No deployed pipeline accepts file uploads (none implements run_file_upload)")
         if len(accepting) > 1:
             names = ", ".join(p.name for p in accepting)
-            raise _BadRequest(
+            raise BadRequest(
                 f"Several pipelines accept files ({names}): name one with the 'model' form field or ?model="
             )
         found = implemented_method(accepting[0].wrapper, "files")

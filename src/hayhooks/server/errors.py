@@ -9,20 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from hayhooks.errors import HayhooksError, PipelineRunError
+from hayhooks.errors import HayhooksError
 
 log = logging.getLogger("hayhooks")
-
-
-def run_error(pipeline: str, exc: BaseException) -> PipelineRunError:
-    """A wrapper's exception as a 500 that keeps Haystack's context (which component failed)."""
-    component = getattr(exc, "component_name", None)
-    where = f" in component '{component}'" if component else ""
-    error = PipelineRunError(f"Pipeline '{pipeline}' failed{where}: {type(exc).__name__}: {exc}")
-    if component:
-        error.context["component"] = component
-    error.__cause__ = exc
-    return error
 
 
 def install_error_handlers(app: FastAPI, show_tracebacks: bool) -> None:

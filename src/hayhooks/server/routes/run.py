@@ -17,9 +17,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound
+from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound, PipelineRunError
 from hayhooks.pipelines.models import RunSpec
-from hayhooks.server.errors import run_error
 from hayhooks.server.responses import respond
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -53,7 +52,7 @@ async def run_pipeline(request: Request) -> Response:
     except Exception as exc:
         if isinstance(getattr(exc, "status_code", None), int) and hasattr(exc, "detail"):
             raise  # an HTTPException raised on purpose by wrapper code
-        raise run_error(name, exc) from exc
+        raise PipelineRunError.wrap(name, exc) from exc
     response = respond(service.executor, name, spec, result)
     if form is not None:
         response.background = BackgroundTask(form.close)
