@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -513,6 +514,7 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
         for _, group, _ in setups:
             for s in group:
                 s.workers = max(s.workers, 1)
+        rng = random.Random(1416)
         clients = [httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(4)]
         for label, group, pids in setups:
             for s in group:
@@ -537,6 +539,9 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
                 staging.mkdir()
                 for fname, text in probe_wrapper(f"hand{i}").items():
                     (staging / fname).write_text(text)
+                # Land at a random point of the poll cycle (right after the deploy above, every
+                # worker has just rescanned, which would always show the worst case).
+                time.sleep(rng.uniform(0, 1.0))
                 t0 = time.monotonic()
                 os.replace(staging, group[0].pipelines_dir / hand)
                 copy.append(observe(clients, urls, hand, pids, t0))

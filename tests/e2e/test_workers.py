@@ -46,7 +46,11 @@ def spread(method: str, url: str, count: int, **kwargs) -> list[httpx.Response]:
 
 def live_workers(url: str, expected: int) -> list[dict]:
     return wait_until(
-        lambda: (w := fresh("GET", f"{url}/status").json()["workers"]) and len(w) == expected and w, timeout=60
+        lambda: (w := fresh("GET", f"{url}/status").json()["workers"])
+        and len(w) == expected
+        and all(x["in_sync"] for x in w)
+        and w,
+        timeout=60,
     )
 
 

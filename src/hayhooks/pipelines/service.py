@@ -192,6 +192,7 @@ class PipelineService:
     def status(self) -> dict[str, Any]:
         workers = self.cluster.workers()
         generation = self.registry.generation
+        latest = self.store.generation()  # in sync means serving the store's latest change
         return {
             "status": "Up!",
             "pipelines": self.registry.names(),
@@ -201,7 +202,7 @@ class PipelineService:
             "failed": [f.info() for f in self.registry.failures()],
             "worker": self.cluster.id,
             "workers": [
-                {"id": w.id, "generation": w.generation, "pipelines": w.pipelines, "in_sync": w.generation >= generation}
+                {"id": w.id, "generation": w.generation, "pipelines": w.pipelines, "in_sync": w.generation >= latest}
                 for w in workers
             ],
         }
