@@ -61,3 +61,9 @@ def test_remove_archives_everything(store):
     assert [p.name for p in store.archive.glob("*/*")] == ["y.yml"]
     with pytest.raises(PipelineNotFound):
         store.remove("y")
+
+
+def test_clearing_also_drops_leftover_stages(store):
+    store.stage_folder("half", WRAPPER)  # a deploy interrupted before its commit
+    store.clear_ephemeral()
+    assert list(store.staging.iterdir()) == []

@@ -148,7 +148,10 @@ class PipelineStore:
             return self._bump_generation()
 
     def clear_ephemeral(self) -> None:
+        """Forget save_files=false deploys and half-written stages of a previous run."""
         with self.locked(exclusive=True):
+            for leftover in self.staging.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
             if any(self.ephemeral.iterdir()):
                 shutil.rmtree(self.ephemeral, ignore_errors=True)
                 self.ephemeral.mkdir(parents=True, exist_ok=True)
