@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from hayhooks.errors import Forbidden, PipelineNotFound, Unauthorized
 from hayhooks.mcp import results
-from hayhooks.mcp.server import check_admin
+from hayhooks.mcp.tools import check_admin
 from hayhooks.pipelines.sse import SSEStream
 from hayhooks.settings import HayhooksSettings
 

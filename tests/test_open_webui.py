@@ -7,7 +7,7 @@ import json
 from haystack.dataclasses import StreamingChunk
 
 from hayhooks import open_webui
-from hayhooks.openai.convert import ChatAccumulator
+from hayhooks.openai.chat import ChatAccumulator
 from hayhooks.streaming import PipelineEvent, is_event
 
 

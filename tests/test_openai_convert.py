@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from haystack.dataclasses import ChatMessage, ReasoningContent, StreamingChunk, ToolCall, ToolCallDelta
 
-from hayhooks.openai.convert import ChatAccumulator, ResponseAccumulator
+from hayhooks.openai.chat import ChatAccumulator
+from hayhooks.openai.responses import ResponseAccumulator
 from hayhooks.streaming import (
     chat_messages_from_openai_response,
     get_input_files,

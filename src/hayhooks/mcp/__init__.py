@@ -13,13 +13,21 @@ if TYPE_CHECKING:
     from hayhooks.mcp.server import HayhooksMCP
 
 __all__ = ["CORE_TOOLS", "HayhooksMCP", "check_admin", "install", "is_tool", "mcp_routes", "pipeline_tool"]
-_FROM_SERVER = {"CORE_TOOLS", "HayhooksMCP", "check_admin", "is_tool", "pipeline_tool"}
+# Lazily re-exported names -> the module that defines them.
+_LAZY = {
+    "CORE_TOOLS": "hayhooks.mcp.tools",
+    "HayhooksMCP": "hayhooks.mcp.server",
+    "check_admin": "hayhooks.mcp.tools",
+    "is_tool": "hayhooks.mcp.tools",
+    "pipeline_tool": "hayhooks.mcp.tools",
+}
 
 
 def __getattr__(name: str) -> Any:
     # The MCP SDK is heavy to import: load it when a server needs it, not for every CLI call.
-    if name in _FROM_SERVER:
-        return getattr(importlib.import_module("hayhooks.mcp.server"), name)
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'hayhooks.mcp' has no attribute {name!r}")
 
 MCP_PATH = "/mcp"

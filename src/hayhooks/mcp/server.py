@@ -3,7 +3,7 @@
 Tools are read from the registry on every ``tools/list``, so a deploy, overwrite or undeploy shows
 at once. Registry changes are fanned out as ``notifications/tools/list_changed`` to live
 handshake-era sessions (SSE, stdio, stateful Streamable HTTP) and as ``ToolsListChanged`` events to
-2026-era ``subscriptions/listen`` streams.
+2026-era ``subscriptions/listen`` streams. The tools themselves are defined in ``hayhooks.mcp.tools``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import mcp_types as types
 from mcp.server.connection import Connection
@@ -26,17 +25,24 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Too
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hayhooks.errors import Forbidden, HayhooksError, NotSupported, PipelineNotFound
+from hayhooks.errors import HayhooksError, NotSupported, PipelineNotFound
 from hayhooks.logger import log
 from hayhooks.mcp import results
+from hayhooks.mcp.tools import (
+    CORE_TOOLS,
+    CoreTool,
+    Transport,
+    _DeployArgs,
+    _NameArgs,
+    call_kwargs,
+    check_admin,
+    is_tool,
+    pipeline_tool,
+)
 from hayhooks.pipelines.models import LoadedPipeline
-from hayhooks.security import authorize_deploy
 from hayhooks.version import __version__
-
-Transport = Literal["http", "stdio"]
 
 INSTRUCTIONS = (
     "Haystack pipelines served by Hayhooks. Each pipeline tool runs one pipeline; "
@@ -49,113 +55,6 @@ READY_TIMEOUT = 120.0  # seconds a request waits for a starting worker to finish
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*",
                     "https://127.0.0.1:*", "https://localhost:*", "https://[::1]:*"]
-
-
-# -- core tools ----------------------------------------------------------------------------------
-class _NoArgs(BaseModel):
-    pass
-
-
-class _NameArgs(BaseModel):
-    name: str = Field(description="Name of the pipeline.")
-
-
-class _DeployArgs(BaseModel):
-    name: str = Field(description="Name of the pipeline to create (or replace with overwrite).")
-    files: dict[str, str] = Field(
-        description="The pipeline folder as {relative path: file text}; must contain pipeline_wrapper.py."
-    )
-    overwrite: bool = Field(False, description="Replace an existing pipeline of the same name.")
-    save_files: bool = Field(True, description="Keep the files in the pipelines directory across restarts.")
-
-
-@dataclass(frozen=True)
-class CoreTool:
-    name: str
-    description: str
-    args: type[BaseModel]
-    admin: bool  # deploys code: guarded like the HTTP deploy endpoints
-    read_only: bool
-
-    def tool(self) -> types.Tool:
-        return types.Tool(
-            name=self.name,
-            description=self.description,
-            input_schema=self.args.model_json_schema(),
-            annotations=types.ToolAnnotations(
-                read_only_hint=self.read_only,
-                destructive_hint=None if self.read_only else True,
-                open_world_hint=False,
-            ),
-        )
-
-
-CORE_TOOLS: dict[str, CoreTool] = {
-    t.name: t
-    for t in (
-        CoreTool("get_all_pipeline_statuses", "Status of the server: every deployed pipeline, load failures "
-                 "and workers.", _NoArgs, admin=False, read_only=True),
-        CoreTool("get_pipeline_status", "Details of one deployed pipeline (type, capabilities, source, "
-                 "description), or its load error.", _NameArgs, admin=False, read_only=True),
-        CoreTool("deploy_pipeline", "Deploy a pipeline from its files (a pipeline_wrapper.py plus any "
-                 "others). It becomes an HTTP endpoint and an MCP tool.", _DeployArgs, admin=True,
-                 read_only=False),
-        CoreTool("undeploy_pipeline", "Remove a deployed pipeline and its files.", _NameArgs, admin=True,
-                 read_only=False),
-    )
-}
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-def is_tool(pipeline: LoadedPipeline) -> bool:
-    return pipeline.run is not None and not pipeline.skip_mcp and pipeline.name not in CORE_TOOLS
-
-
-def pipeline_tool(pipeline: LoadedPipeline) -> types.Tool:
-    """The MCP tool of a pipeline (cached on the loaded pipeline: it never changes after load)."""
-    cached = pipeline.extra.get("mcp.tool")
-    if cached is not None:
-        return cached
-    run = pipeline.run
-    assert run is not None
-    description = (run.description or pipeline.description or f"Run the '{pipeline.name}' pipeline.").strip()
-    tool = types.Tool(
-        name=pipeline.name,
-        description=description,
-        input_schema=run.request_model.model_json_schema(),
-    )
-    pipeline.extra["mcp.tool"] = tool
-    return tool
-
-
-def check_admin(settings: Any, transport: Transport, request: Any) -> None:
-    """The rule of the HTTP deploy endpoints (``hayhooks.security``); raises if the caller may not deploy.
-
-    Over stdio the client is the local user who launched the server: only the kill switch applies.
-    Over HTTP the request's ``Authorization`` header and the local address it reached are checked.
-    """
-    if transport == "stdio":
-        if settings.disable_runtime_deploy:
-            raise Forbidden("Runtime deploys are disabled (HAYHOOKS_DISABLE_RUNTIME_DEPLOY=true)")
-        return
-    headers = getattr(request, "headers", None)
-    scope = getattr(request, "scope", None) or {}
-    server = scope.get("server")
-    # No request at all over HTTP should not happen; treat it as a remote caller without credentials.
-    local_address = server[0] if server else ("0.0.0.0" if request is None else None)
-    authorize_deploy(settings, headers.get("authorization") if headers is not None else None, local_address)
-
-
-def call_kwargs(pipeline: LoadedPipeline, arguments: dict[str, Any], headers: Any) -> dict[str, Any]:
-    """Validate the tool arguments with the pipeline's request model -> keyword arguments of its run."""
-    run = pipeline.run
-    assert run is not None
-    kwargs = run.arguments(run.request_model.model_validate(arguments))
-    if run.files_param and run.files_param not in kwargs:
-        kwargs[run.files_param] = None  # MCP has no file uploads
-    if run.headers_param and run.headers_param not in kwargs:
-        kwargs[run.headers_param] = dict(headers) if headers is not None else {}
-    return kwargs
 
 
 class _HayhooksServer(Server[Any]):

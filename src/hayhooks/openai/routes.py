@@ -17,17 +17,16 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineNotFound, PipelineRunError
+from hayhooks.openai.chat import ChatAccumulator
 from hayhooks.openai.convert import (
-    ChatAccumulator,
-    ResponseAccumulator,
     completion_pieces,
     error_body,
     is_ready_completion,
     is_ready_response,
     new_id,
-    response_pieces,
     to_plain,
 )
+from hayhooks.openai.responses import ResponseAccumulator, response_pieces
 from hayhooks.pipelines.models import LoadedPipeline
 from hayhooks.pipelines.wrapper import implemented_method
 from hayhooks.streaming.events import is_event

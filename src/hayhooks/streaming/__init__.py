@@ -3,15 +3,10 @@
 The lead re-exports these from ``hayhooks``; wrappers may import from either place.
 """
 
+from hayhooks.streaming.background import iterate_in_background
+from hayhooks.streaming.components import is_streaming_capable, select_streaming_components
 from hayhooks.streaming.events import PipelineEvent, is_event
-from hayhooks.streaming.generator import (
-    StreamCancelled,
-    async_streaming_generator,
-    is_streaming_capable,
-    iterate_in_background,
-    select_streaming_components,
-    streaming_generator,
-)
+from hayhooks.streaming.generator import StreamCancelled, async_streaming_generator, streaming_generator
 from hayhooks.streaming.messages import (
     chat_messages_from_openai_response,
     get_input_files,

@@ -18,6 +18,9 @@ Which components stream: by default the last streaming-capable component of the 
 in execution order that accepts a ``streaming_callback``); ``HAYHOOKS_STREAMING_COMPONENTS``
 (``all`` or a comma list of names) overrides that, and the ``streaming_components`` argument
 overrides the environment.
+
+The selection rule lives in ``hayhooks.streaming.components`` and the shared background loop in
+``hayhooks.streaming.background``; this module keeps the engine, the hooks and the public generators.
 """
 
 from __future__ import annotations
@@ -25,106 +28,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
-import queue
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from haystack.dataclasses import StreamingChunk
 
 from hayhooks.logger import log
-
-STREAMING_COMPONENTS_ENV = "HAYHOOKS_STREAMING_COMPONENTS"
+from hayhooks.streaming.background import iterate_in_background
+from hayhooks.streaming.components import (
+    StreamingComponents,
+    _has_runtime_callback,
+    _is_pipeline,
+    select_streaming_components,
+)
 
 HookResult = Any  # str | PipelineEvent | StreamingChunk | list of those | None
 ToolCallStartHook = Callable[[str, dict, Optional[str]], HookResult]
 ToolCallEndHook = Callable[[str, dict, Any, bool], HookResult]
 PipelineEndHook = Callable[[dict], HookResult]
 ReasoningHook = Callable[[str, Optional[dict]], HookResult]
-StreamingComponents = Union[str, Iterable[str], None]
 
 
 class StreamCancelled(Exception):
     """Raised inside a streaming callback once the consumer of the stream has gone away."""
-
-
-# --------------------------------------------------------------------------------------------
-# Which components stream
-# --------------------------------------------------------------------------------------------
-def _is_pipeline(target: Any) -> bool:
-    return hasattr(target, "graph") and hasattr(target, "get_component")
-
-
-def _has_runtime_callback(instance: Any) -> bool:
-    sockets = getattr(instance, "__haystack_input__", None)
-    if sockets is None:
-        return False
-    try:
-        return "streaming_callback" in sockets
-    except TypeError:  # pragma: no cover - very old haystack Sockets without __contains__
-        return "streaming_callback" in getattr(sockets, "_sockets_dict", {})
-
-
-def _has_init_callback(instance: Any) -> bool:
-    try:
-        params = inspect.signature(type(instance).__init__).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        params = {}
-    return "streaming_callback" in params or hasattr(instance, "streaming_callback")
-
-
-def is_streaming_capable(instance: Any) -> bool:
-    """A component streams when it takes a ``streaming_callback`` (init param, attribute or run input)."""
-    return _has_runtime_callback(instance) or _has_init_callback(instance)
-
-
-def _execution_order(pipeline: Any) -> list[str]:
-    nodes = list(pipeline.graph.nodes)
-    try:
-        import networkx as nx
-
-        return list(nx.topological_sort(pipeline.graph))
-    except Exception:  # noqa: BLE001 - cycles (agent loops): fall back to insertion order
-        return nodes
-
-
-def _parse_components(value: StreamingComponents) -> Optional[Union[str, list[str]]]:
-    """``None`` = default (last), ``"all"``, or a list of names."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-        if value.lower() == "all":
-            return "all"
-        return [v.strip() for v in value.split(",") if v.strip()] or None
-    names = [str(v).strip() for v in value if str(v).strip()]
-    if names == ["all"]:
-        return "all"
-    return names or None
-
-
-def select_streaming_components(pipeline: Any, streaming_components: StreamingComponents = None) -> list[str]:
-    """Names of the components of ``pipeline`` whose chunks are streamed (see module docstring)."""
-    wanted = _parse_components(streaming_components)
-    if wanted is None:
-        wanted = _parse_components(os.environ.get(STREAMING_COMPONENTS_ENV))
-    order = _execution_order(pipeline)
-    capable = [n for n in order if is_streaming_capable(pipeline.get_component(n))]
-    if wanted is None:
-        return capable[-1:]
-    if wanted == "all":
-        return capable
-    unknown = [n for n in wanted if n not in pipeline.graph.nodes]
-    if unknown:
-        raise ValueError(f"Unknown components in streaming_components: {unknown}")
-    not_capable = [n for n in wanted if n not in capable]
-    if not_capable:
-        raise ValueError(f"These components do not accept a streaming_callback: {not_capable}")
-    return [n for n in order if n in wanted]
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,78 +314,6 @@ async def async_streaming_generator(
                 yield out
     finally:
         await stream.aclose()
-
-
-# The background loop that runs the pipelines of sync generators: one per process.
-_loop_lock = threading.Lock()
-_loop: Optional[asyncio.AbstractEventLoop] = None
-_loop_thread: Optional[threading.Thread] = None
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_thread
-    with _loop_lock:
-        if _loop is None or _loop_thread is None or not _loop_thread.is_alive():
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def serve() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=serve, name="hayhooks-streaming", daemon=True)
-            thread.start()
-            ready.wait()
-            _loop, _loop_thread = loop, thread
-        return _loop
-
-
-class _Stop:
-    def __init__(self, error: Optional[BaseException] = None) -> None:
-        self.error = error
-
-
-def iterate_in_background(agen: AsyncIterator[Any]) -> Generator[Any, None, None]:
-    """Iterate an async iterator from sync code, driving it on the shared background loop.
-
-    A pump task on the loop moves items into a thread-safe queue, so each item costs one queue
-    hand-off rather than one cross-thread coroutine call. Closing this generator cancels the pump,
-    which closes ``agen`` (and so cancels the pipeline run).
-    """
-    loop = _background_loop()
-    if threading.current_thread() is _loop_thread:
-        raise RuntimeError("a sync streaming generator cannot be iterated on the hayhooks streaming loop")
-    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    async def pump() -> None:
-        try:
-            async for item in agen:  # type: ignore[union-attr]
-                items.put(item)
-        except asyncio.CancelledError:
-            items.put(_Stop())
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            items.put(_Stop(exc))
-        else:
-            items.put(_Stop())
-        finally:
-            aclose = getattr(agen, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    task = asyncio.run_coroutine_threadsafe(pump(), loop)
-    try:
-        while True:
-            item = items.get()
-            if isinstance(item, _Stop):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-    finally:
-        if not task.done():
-            task.cancel()  # thread-safe on a concurrent.futures.Future: cancels the task on the loop
 
 
 def streaming_generator(
