@@ -80,8 +80,19 @@ def test_deploy_and_undeploy_reach_every_worker(hayhooks_server, pipelines_dir):
     assert all("/who/run" in s.json()["paths"] for s in schemas)
     assert len({s.text for s in schemas}) == 1
 
+    # A chat pipeline appears in /v1/models on every worker too.
+    chat = {"pipeline_wrapper.py": whoami("chat")["pipeline_wrapper.py"] + (
+        "    def run_chat_completion(self, model: str, messages: list, body: dict) -> str:\n"
+        "        return 'hi'\n"
+    )}
+    assert deploy(server.url, "chatty", chat).status_code == 200
+    models = spread("GET", f"{server.url}/v1/models", 20)
+    assert all([m["id"] for m in r.json()["data"]] == ["chatty"] for r in models)
+
     r = fresh("POST", f"{server.url}/undeploy/who")
     assert r.status_code == 200, r.text
+    assert fresh("POST", f"{server.url}/undeploy/chatty").status_code == 200
+    assert all(r.json()["data"] == [] for r in spread("GET", f"{server.url}/v1/models", 20))
     gone = spread("POST", f"{server.url}/who/run", 50, json={})
     assert [r.status_code for r in gone] == [404] * 50
     assert all("/who/run" not in s.json()["paths"] for s in spread("GET", f"{server.url}/openapi.json", 20))
