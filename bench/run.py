@@ -55,8 +55,11 @@ def machine() -> dict[str, Any]:
         "cores": len(os.sched_getaffinity(0)),
         "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         "cpu": next(
-            (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-             if line.startswith("model name")),
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
             "?",
         ),
         "python": sys.version.split()[0],
@@ -120,23 +123,48 @@ class Servers:
         """A private copy of bench/pipelines (hayhooks writes bookkeeping into its pipelines dir)."""
         target = self.tmp / name
         if not target.exists():
-            shutil.copytree(BENCH / "pipelines", target, ignore=shutil.ignore_patterns("__pycache__", ".hayhooks"))
+            shutil.copytree(
+                BENCH / "pipelines", target, ignore=shutil.ignore_patterns("__pycache__", ".hayhooks")
+            )
         return target
 
     def _spawn(self, label: str, cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
         log_path = self.tmp / f"{label}.log"
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return proc, log_path
 
-    def hayhooks(self, label: str, workers: str = "1", pipelines_dir: Optional[Path] = None,
-                 port: Optional[int] = None, extra_env: Optional[dict[str, str]] = None) -> Server:
+    def hayhooks(
+        self,
+        label: str,
+        workers: str = "1",
+        pipelines_dir: Optional[Path] = None,
+        port: Optional[int] = None,
+        extra_env: Optional[dict[str, str]] = None,
+    ) -> Server:
         port = port or free_port()
         pdir = pipelines_dir or self.pipelines_dir(label)
-        cmd = [HAYHOOKS, "run", "--host", HOST, "--port", str(port), "--pipelines-dir", str(pdir),
-               "--additional-python-path", str(ROOT), "--workers", workers]
+        cmd = [
+            HAYHOOKS,
+            "run",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--pipelines-dir",
+            str(pdir),
+            "--additional-python-path",
+            str(ROOT),
+            "--workers",
+            workers,
+        ]
         proc, log = self._spawn(label, cmd, {**QUIET_ENV, **(extra_env or {})})
         count = len(os.sched_getaffinity(0)) if workers == "auto" else int(workers)
         server = Server(label, "hayhooks", count, port, proc, pdir, log)
@@ -145,8 +173,17 @@ class Servers:
 
     def baseline(self, label: str, workers: int = 1) -> Server:
         port = free_port()
-        cmd = [UVICORN, "bench.baseline_app:app", "--host", HOST, "--port", str(port), "--log-level", "warning",
-               "--no-access-log"]
+        cmd = [
+            UVICORN,
+            "bench.baseline_app:app",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         if workers > 1:
             cmd += ["--workers", str(workers)]
         proc, log = self._spawn(label, cmd, {})
@@ -173,8 +210,12 @@ def wait_ready(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
                 status = fresh_request("GET", f"{server.url}/status").json()
                 workers = status.get("workers", [])
                 expected = len(status.get("pipelines", []))
-                if (status.get("ready") and expected and len(workers) >= server.workers
-                        and all(w["pipelines"] == expected and w["in_sync"] for w in workers)):
+                if (
+                    status.get("ready")
+                    and expected
+                    and len(workers) >= server.workers
+                    and all(w["pipelines"] == expected and w["in_sync"] for w in workers)
+                ):
                     break
             else:
                 seen.add(fresh_request("GET", f"{server.url}/health").json()["pid"])
@@ -255,14 +296,28 @@ end
 """
 
 
-def wrk(url: str, body: dict[str, Any], connections: int, duration: float, close: bool = False) -> dict[str, Any]:
+def wrk(
+    url: str, body: dict[str, Any], connections: int, duration: float, close: bool = False
+) -> dict[str, Any]:
     script = Path(tempfile.mkstemp(suffix=".lua", prefix="bench-")[1])
-    script.write_text(LUA.format(
-        body=json.dumps(json.dumps(body)),
-        extra_headers='wrk.headers["Connection"] = "close"' if close else "",
-        max_requests=MAX_REQUESTS_PER_RUN,
-    ))
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url]
+    script.write_text(
+        LUA.format(
+            body=json.dumps(json.dumps(body)),
+            extra_headers='wrk.headers["Connection"] = "close"' if close else "",
+            max_requests=MAX_REQUESTS_PER_RUN,
+        )
+    )
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     load = loadavg()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -271,7 +326,7 @@ def wrk(url: str, body: dict[str, Any], connections: int, duration: float, close
     line = next((x for x in out.splitlines() if x.startswith("WRK_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary:\n{out}")
-    res = json.loads(line[len("WRK_JSON "):])
+    res = json.loads(line[len("WRK_JSON ") :])
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
     res["errors"] = sum(v for k, v in res.items() if k.startswith("err_"))
     res["loadavg_before"] = load
@@ -279,7 +334,9 @@ def wrk(url: str, body: dict[str, Any], connections: int, duration: float, close
     return res
 
 
-def interleaved(servers: list[Server], reps: int, run: Callable[[Server], dict[str, Any]]) -> dict[str, list[dict]]:
+def interleaved(
+    servers: list[Server], reps: int, run: Callable[[Server], dict[str, Any]]
+) -> dict[str, list[dict]]:
     """Run ``run`` on every server ``reps`` times, alternating the order each repetition."""
     results: dict[str, list[dict]] = {s.label: [] for s in servers}
     for rep in range(reps):
@@ -294,7 +351,7 @@ def med(rows: list[dict], key: str) -> float:
 
 
 def pair_ratios(h: list[dict], b: list[dict], key: str = "rps") -> list[float]:
-    return [x[key] / y[key] for x, y in zip(h, b)]
+    return [x[key] / y[key] for x, y in zip(h, b, strict=True)]
 
 
 def fmt_range(values: list[float]) -> str:
@@ -314,24 +371,36 @@ def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
             for s in (base, hay):  # warm-up: imports, pydantic caches, thread pools
                 wrk(f"{s.url}/{path}/run", body, 16, args.warmup)
             for conc in args.concurrency:
-                res = interleaved([base, hay], args.reps,
-                                  lambda s: wrk(f"{s.url}/{path}/run", body, conc, args.duration))
+                res = interleaved(
+                    [base, hay],
+                    args.reps,
+                    lambda s, path=path, body=body, conc=conc: wrk(
+                        f"{s.url}/{path}/run", body, conc, args.duration
+                    ),
+                )
                 b, h = res[base.label], res[hay.label]
                 ratios = pair_ratios(h, b)
                 row = {
-                    "path": path, "connections": conc,
-                    "baseline_rps": med(b, "rps"), "hayhooks_rps": med(h, "rps"),
-                    "ratio_median": statistics.median(ratios), "ratios": ratios,
-                    "baseline_p50_ms": med(b, "p50_us") / 1e3, "hayhooks_p50_ms": med(h, "p50_us") / 1e3,
-                    "baseline_p99_ms": med(b, "p99_us") / 1e3, "hayhooks_p99_ms": med(h, "p99_us") / 1e3,
+                    "path": path,
+                    "connections": conc,
+                    "baseline_rps": med(b, "rps"),
+                    "hayhooks_rps": med(h, "rps"),
+                    "ratio_median": statistics.median(ratios),
+                    "ratios": ratios,
+                    "baseline_p50_ms": med(b, "p50_us") / 1e3,
+                    "hayhooks_p50_ms": med(h, "p50_us") / 1e3,
+                    "baseline_p99_ms": med(b, "p99_us") / 1e3,
+                    "hayhooks_p99_ms": med(h, "p99_us") / 1e3,
                     "errors": sum(r["errors"] for r in b + h),
                     "loadavg": [r["loadavg_before"] for r in b + h],
                     "raw": res,
                 }
                 out["rows"].append(row)
-                print(f"  overhead {path} c={conc}: baseline {row['baseline_rps']:.0f} rps, hayhooks "
-                      f"{row['hayhooks_rps']:.0f} rps, ratio {row['ratio_median']:.2f} ({fmt_range(ratios)})",
-                      flush=True)
+                print(
+                    f"  overhead {path} c={conc}: baseline {row['baseline_rps']:.0f} rps, hayhooks "
+                    f"{row['hayhooks_rps']:.0f} rps, ratio {row['ratio_median']:.2f} ({fmt_range(ratios)})",
+                    flush=True,
+                )
     out["table"] = overhead_table(out["rows"])
     return out
 
@@ -371,38 +440,53 @@ def bench_scaling(args: argparse.Namespace) -> dict[str, Any]:
         for conc in (1, args.cpu_connections):
             # Connection: close, so each request is accepted by whichever worker is free; with
             # keep-alive a connection stays on the worker that accepted it and the split is luck.
-            results[conc] = interleaved(group, args.scaling_reps,
-                                        lambda s: wrk(f"{s.url}/cpu/run", body, conc, args.duration, close=True))
+            results[conc] = interleaved(
+                group,
+                args.scaling_reps,
+                lambda s, conc=conc: wrk(f"{s.url}/cpu/run", body, conc, args.duration, close=True),
+            )
             for s in group:
                 rows = results[conc][s.label]
-                print(f"  scaling c={conc} {s.label}: {med(rows, 'rps'):.1f} rps, p50 {med(rows, 'p50_us') / 1e3:.1f} ms",
-                      flush=True)
+                print(
+                    f"  scaling c={conc} {s.label}: {med(rows, 'rps'):.1f} rps, "
+                    f"p50 {med(rows, 'p50_us') / 1e3:.1f} ms",
+                    flush=True,
+                )
         sat = results[args.cpu_connections]
         one = results[1]
         rb = statistics.median(pair_ratios(sat[b2.label], sat[b1.label]))
         rh = statistics.median(pair_ratios(sat[h2.label], sat[h1.label]))
-        out.update({
-            "workers_auto": h2.workers,
-            "connections": args.cpu_connections,
-            "baseline_scaling": rb,
-            "hayhooks_scaling": rh,
-            "scaling_ratio": rh / rb,
-            "baseline_scaling_pairs": pair_ratios(sat[b2.label], sat[b1.label]),
-            "hayhooks_scaling_pairs": pair_ratios(sat[h2.label], sat[h1.label]),
-            "raw": {str(k): v for k, v in results.items()},
-        })
+        out.update(
+            {
+                "workers_auto": h2.workers,
+                "connections": args.cpu_connections,
+                "baseline_scaling": rb,
+                "hayhooks_scaling": rh,
+                "scaling_ratio": rh / rb,
+                "baseline_scaling_pairs": pair_ratios(sat[b2.label], sat[b1.label]),
+                "hayhooks_scaling_pairs": pair_ratios(sat[h2.label], sat[h1.label]),
+                "raw": {str(k): v for k, v in results.items()},
+            }
+        )
         for workers, b, h in ((1, b1, h1), (h2.workers, b2, h2)):
-            out["rows"].append({
-                "workers": workers,
-                "baseline_rps": med(sat[b.label], "rps"), "hayhooks_rps": med(sat[h.label], "rps"),
-                "throughput_ratio": statistics.median(pair_ratios(sat[h.label], sat[b.label])),
-                "baseline_p50_c1_ms": med(one[b.label], "p50_us") / 1e3,
-                "hayhooks_p50_c1_ms": med(one[h.label], "p50_us") / 1e3,
-                "baseline_p50_sat_ms": med(sat[b.label], "p50_us") / 1e3,
-                "hayhooks_p50_sat_ms": med(sat[h.label], "p50_us") / 1e3,
-                "errors": sum(r["errors"] for r in sat[b.label] + sat[h.label] + one[b.label] + one[h.label]),
-                "loadavg": [r["loadavg_before"] for r in sat[b.label] + sat[h.label] + one[b.label] + one[h.label]],
-            })
+            out["rows"].append(
+                {
+                    "workers": workers,
+                    "baseline_rps": med(sat[b.label], "rps"),
+                    "hayhooks_rps": med(sat[h.label], "rps"),
+                    "throughput_ratio": statistics.median(pair_ratios(sat[h.label], sat[b.label])),
+                    "baseline_p50_c1_ms": med(one[b.label], "p50_us") / 1e3,
+                    "hayhooks_p50_c1_ms": med(one[h.label], "p50_us") / 1e3,
+                    "baseline_p50_sat_ms": med(sat[b.label], "p50_us") / 1e3,
+                    "hayhooks_p50_sat_ms": med(sat[h.label], "p50_us") / 1e3,
+                    "errors": sum(
+                        r["errors"] for r in sat[b.label] + sat[h.label] + one[b.label] + one[h.label]
+                    ),
+                    "loadavg": [
+                        r["loadavg_before"] for r in sat[b.label] + sat[h.label] + one[b.label] + one[h.label]
+                    ],
+                }
+            )
     out["table"] = scaling_table(out)
     print(f"  scaling: baseline x{rb:.2f}, hayhooks x{rh:.2f}, ratio {rh / rb:.2f}", flush=True)
     return out
@@ -411,13 +495,15 @@ def bench_scaling(args: argparse.Namespace) -> dict[str, Any]:
 def scaling_table(out: dict[str, Any]) -> str:
     c = out["connections"]
     lines = [
-        f"| workers | baseline req/s (c={c}) | hayhooks req/s (c={c}) | hayhooks/baseline | p50 ms at c=1 base / hay "
+        f"| workers | baseline req/s (c={c}) | hayhooks req/s (c={c}) | hayhooks/baseline "
+        "| p50 ms at c=1 base / hay "
         f"| c=1 overhead ms | p50 ms at c={c} base / hay | load avg (min–max) | errors |",
         "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |",
     ]
     for r in out["rows"]:
         lines.append(
-            f"| {r['workers']} | {r['baseline_rps']:.1f} | {r['hayhooks_rps']:.1f} | {r['throughput_ratio']:.2f} | "
+            f"| {r['workers']} | {r['baseline_rps']:.1f} | {r['hayhooks_rps']:.1f} | "
+            f"{r['throughput_ratio']:.2f} | "
             f"{r['baseline_p50_c1_ms']:.1f} / {r['hayhooks_p50_c1_ms']:.1f} | "
             f"{r['hayhooks_p50_c1_ms'] - r['baseline_p50_c1_ms']:+.1f} | "
             f"{r['baseline_p50_sat_ms']:.1f} / {r['hayhooks_p50_sat_ms']:.1f} | "
@@ -427,8 +513,10 @@ def scaling_table(out: dict[str, Any]) -> str:
         "",
         "| | scaling 1 → %d workers (median of pairs; range) |" % out["workers_auto"],
         "| --- | --- |",
-        f"| baseline (uvicorn --workers) | x{out['baseline_scaling']:.2f} ({fmt_range(out['baseline_scaling_pairs'])}) |",
-        f"| hayhooks (--workers auto) | x{out['hayhooks_scaling']:.2f} ({fmt_range(out['hayhooks_scaling_pairs'])}) |",
+        f"| baseline (uvicorn --workers) | x{out['baseline_scaling']:.2f} "
+        f"({fmt_range(out['baseline_scaling_pairs'])}) |",
+        f"| hayhooks (--workers auto) | x{out['hayhooks_scaling']:.2f} "
+        f"({fmt_range(out['hayhooks_scaling_pairs'])}) |",
         f"| **hayhooks scaling / baseline scaling** | **{out['scaling_ratio']:.2f}** |",
     ]
     return "\n".join(lines)
@@ -448,8 +536,15 @@ def probe_wrapper(version: str) -> dict[str, str]:
     }
 
 
-def observe(clients: list[httpx.Client], urls: list[str], name: str, expect_pids: int, t0: float,
-            budget: float = 15.0, max_requests: int = 3000) -> dict[str, Any]:
+def observe(
+    clients: list[httpx.Client],
+    urls: list[str],
+    name: str,
+    expect_pids: int,
+    t0: float,
+    budget: float = 15.0,
+    max_requests: int = 3000,
+) -> dict[str, Any]:
     """Poll ``POST /{name}/run`` on fresh connections (one thread per client, clients built
     beforehand so their setup is not timed) until every instance (URL) and every worker (pid) has
     answered 200. Returns when each was first seen serving (seconds since t0)."""
@@ -494,8 +589,12 @@ def observe(clients: list[httpx.Client], urls: list[str], name: str, expect_pids
         t.start()
     for t in pool:
         t.join(budget + 15)
-    return {"all_serving_s": max(first_seen.values()) if done() else None, "first_seen": first_seen,
-            "non_200_after": non_200[0], "requests": sent[0]}
+    return {
+        "all_serving_s": max(first_seen.values()) if done() else None,
+        "first_seen": first_seen,
+        "non_200_after": non_200[0],
+        "requests": sent[0],
+    }
 
 
 def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
@@ -507,7 +606,10 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
         d2 = servers.tmp / "deploy-w2"
         setups.append(("1 instance, --workers 2", [servers.hayhooks("deploy-w2", "2", pipelines_dir=d2)], 2))
         d3 = servers.tmp / "deploy-shared"
-        pair = [servers.hayhooks("deploy-a", "1", pipelines_dir=d3), servers.hayhooks("deploy-b", "1", pipelines_dir=d3)]
+        pair = [
+            servers.hayhooks("deploy-a", "1", pipelines_dir=d3),
+            servers.hayhooks("deploy-b", "1", pipelines_dir=d3),
+        ]
         setups.append(("2 instances (1 worker each), shared dir", pair, 2))
         for d in (d1, d2, d3):
             d.mkdir(exist_ok=True)
@@ -515,7 +617,9 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
             for s in group:
                 s.workers = max(s.workers, 1)
         rng = random.Random(1416)
-        clients = [httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(4)]
+        clients = [
+            httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(4)
+        ]
         for label, group, pids in setups:
             for s in group:
                 wait_ready_empty(s, total_workers=pids)
@@ -525,8 +629,12 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
                 name = f"probe_{i}"
                 load = loadavg()
                 t0 = time.monotonic()
-                r = fresh_request("POST", f"{group[0].url}/deploy-files", json={"name": name, "files": probe_wrapper(str(i))},
-                                  timeout=30)
+                r = fresh_request(
+                    "POST",
+                    f"{group[0].url}/deploy-files",
+                    json={"name": name, "files": probe_wrapper(str(i))},
+                    timeout=30,
+                )
                 returned = time.monotonic() - t0
                 if r.status_code != 200:
                     raise RuntimeError(f"deploy failed: {r.status_code} {r.text}")
@@ -546,20 +654,25 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
                 os.replace(staging, group[0].pipelines_dir / hand)
                 copy.append(observe(clients, urls, hand, pids, t0))
             summary = {
-                "setup": label, "workers_total": pids,
+                "setup": label,
+                "workers_total": pids,
                 "deploy_s": [x["deploy_s"] for x in api],
                 "api_all_serving_s": [x["all_serving_s"] for x in api],
                 "api_non_200_after_return": sum(x["non_200_after"] for x in api),
                 "hand_all_serving_s": [x["all_serving_s"] for x in copy],
                 "workers_reported": [x["answer"]["workers"] for x in api],
                 "loadavg": [x["loadavg_before"] for x in api],
-                "raw_api": api, "raw_hand": copy,
+                "raw_api": api,
+                "raw_hand": copy,
             }
             out["setups"].append(summary)
-            print(f"  deploy [{label}]: call median {statistics.median(summary['deploy_s']) * 1e3:.0f} ms, "
-                  f"all serving median {_med_ms(summary['api_all_serving_s'])}, non-200 after return "
-                  f"{summary['api_non_200_after_return']}, hand copy median {_med_ms(summary['hand_all_serving_s'])}",
-                  flush=True)
+            print(
+                f"  deploy [{label}]: call median {statistics.median(summary['deploy_s']) * 1e3:.0f} ms, "
+                f"all serving median {_med_ms(summary['api_all_serving_s'])}, non-200 after return "
+                f"{summary['api_non_200_after_return']}, "
+                f"hand copy median {_med_ms(summary['hand_all_serving_s'])}",
+                flush=True,
+            )
         for client in clients:
             client.close()
     out["table"] = deploy_table(out["setups"])
@@ -597,14 +710,17 @@ def _max_ms(values: list[Optional[float]]) -> str:
 def deploy_table(setups: list[dict]) -> str:
     lines = [
         "| setup | deploys | `POST /deploy-files` median / max | all workers serving (from t0) median / max "
-        "| non-200 after the call returned | hand copy into dir → all serving median / max | load avg (min–max) |",
+        "| non-200 after the call returned | hand copy into dir → all serving median / max "
+        "| load avg (min–max) |",
         "| --- | ---: | --- | --- | ---: | --- | --- |",
     ]
     for s in setups:
         lines.append(
             f"| {s['setup']} | {len(s['deploy_s'])} | {statistics.median(s['deploy_s']) * 1e3:.0f} / "
-            f"{max(s['deploy_s']) * 1e3:.0f} ms | {_med_ms(s['api_all_serving_s'])} / {_max_ms(s['api_all_serving_s'])} | "
-            f"{s['api_non_200_after_return']} | {_med_ms(s['hand_all_serving_s'])} / {_max_ms(s['hand_all_serving_s'])} | "
+            f"{max(s['deploy_s']) * 1e3:.0f} ms | "
+            f"{_med_ms(s['api_all_serving_s'])} / {_max_ms(s['api_all_serving_s'])} | "
+            f"{s['api_non_200_after_return']} | "
+            f"{_med_ms(s['hand_all_serving_s'])} / {_max_ms(s['hand_all_serving_s'])} | "
             f"{min(s['loadavg']):.2f}–{max(s['loadavg']):.2f} |"
         )
     return "\n".join(lines)
@@ -614,8 +730,12 @@ def deploy_table(setups: list[dict]) -> str:
 def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": []}
     with Servers() as servers:
-        group = [servers.baseline("baseline-w1", 1), servers.hayhooks("hayhooks-w1", "1"),
-                 servers.baseline("baseline-w2", 2), servers.hayhooks("hayhooks-w2", "2")]
+        group = [
+            servers.baseline("baseline-w1", 1),
+            servers.hayhooks("hayhooks-w1", "1"),
+            servers.baseline("baseline-w2", 2),
+            servers.hayhooks("hayhooks-w2", "2"),
+        ]
         for s in group:
             wait_ready(s)
         time.sleep(2)
@@ -626,8 +746,15 @@ def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(1)
         loaded = {s.label: snapshot(s) for s in group}
         for s in group:
-            out["rows"].append({"label": s.label, "kind": s.kind, "workers": s.workers,
-                                "idle": idle[s.label], "after_traffic": loaded[s.label]})
+            out["rows"].append(
+                {
+                    "label": s.label,
+                    "kind": s.kind,
+                    "workers": s.workers,
+                    "idle": idle[s.label],
+                    "after_traffic": loaded[s.label],
+                }
+            )
     out["imports"] = import_costs()
     out["table"] = memory_table(out)
     return out
@@ -643,16 +770,28 @@ def import_costs() -> dict[str, float]:
     """RSS of a bare interpreter after importing X: which part of a worker's memory is whose."""
     probes = {
         "python (nothing)": "pass",
-        "fastapi + uvicorn": "import fastapi, uvicorn",
+        "fastapi, uvicorn": "import fastapi, uvicorn",
         "haystack": "import haystack",
-        "hayhooks.server.app (app built)": "import hayhooks.server.app",
+        "fastapi, uvicorn, haystack": "import fastapi, uvicorn, haystack",
+        "fastapi, uvicorn, haystack, mcp.server": "import fastapi, uvicorn, haystack, mcp.server",
+        "hayhooks.server.app (module builds an app)": "import hayhooks.server.app",
     }
     out = {}
     for label, stmt in probes.items():
-        code = f"{stmt}\nimport re\nprint(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+        code = (
+            f"{stmt}\nimport re\n"
+            "print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
+        )
         try:
-            res = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                                 env={**os.environ, **QUIET_ENV, "HAYHOOKS_PIPELINES_DIR": tempfile.mkdtemp()})
+            with tempfile.TemporaryDirectory() as empty:
+                res = subprocess.run(
+                    [PYTHON, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    cwd=ROOT,
+                    env={**os.environ, **QUIET_ENV, "HAYHOOKS_PIPELINES_DIR": empty},
+                )
             out[label] = int(res.stdout.strip().splitlines()[-1]) / 1024
         except (subprocess.SubprocessError, ValueError, IndexError):
             out[label] = float("nan")
@@ -661,7 +800,8 @@ def import_costs() -> dict[str, float]:
 
 def memory_table(out: dict[str, Any]) -> str:
     lines = [
-        "| server | per worker RSS MiB idle → after traffic | per worker PSS MiB after traffic | supervisor RSS MiB |",
+        "| server | per worker RSS MiB idle → after traffic | per worker PSS MiB after traffic "
+        "| supervisor RSS MiB |",
         "| --- | --- | --- | --- |",
     ]
     for r in out["rows"]:
@@ -669,11 +809,115 @@ def memory_table(out: dict[str, Any]) -> str:
         busy = ", ".join(f"{w['rss_mib']:.0f}" for w in r["after_traffic"]["workers"])
         pss = ", ".join(f"{w['pss_mib']:.0f}" for w in r["after_traffic"]["workers"])
         sup = r["after_traffic"]["supervisor"]
-        lines.append(f"| {r['label']} | {idle} → {busy} | {pss} | {sup['rss_mib']:.0f} |" if sup else
-                     f"| {r['label']} | {idle} → {busy} | {pss} | (single process) |")
+        lines.append(
+            f"| {r['label']} | {idle} → {busy} | {pss} | {sup['rss_mib']:.0f} |"
+            if sup
+            else f"| {r['label']} | {idle} → {busy} | {pss} | (single process) |"
+        )
     lines += ["", "| interpreter after import | RSS MiB |", "| --- | ---: |"]
     lines += [f"| `{k}` | {v:.0f} |" for k, v in out["imports"].items()]
     return "\n".join(lines)
+
+
+# -- e. GC pauses (diagnosis of hayhooks' p99 on the echo runs) ----------------------------------
+FREEZE_WRAPPER = """import gc
+
+from hayhooks import BasePipelineWrapper
+
+
+class PipelineWrapper(BasePipelineWrapper):
+    \"\"\"Bench-only: freeze everything allocated at startup out of the cyclic GC's reach.\"\"\"
+
+    skip_mcp = True
+
+    def setup(self) -> None:
+        gc.collect()
+        gc.freeze()
+
+    def run_api(self) -> int:
+        return gc.get_freeze_count()
+"""
+
+
+def bench_gc(args: argparse.Namespace) -> dict[str, Any]:
+    """hayhooks as is vs hayhooks with ``gc.freeze()`` after loading (done by a bench-only pipeline
+    whose name sorts last, so its setup() runs after the others), vs the baseline; sync echo."""
+    out: dict[str, Any] = {"rows": [], "full_gc_ms": full_gc_costs()}
+    with Servers() as servers:
+        frozen_dir = servers.pipelines_dir("hayhooks-frozen")
+        (frozen_dir / "zz_gc_freeze").mkdir()
+        (frozen_dir / "zz_gc_freeze" / "pipeline_wrapper.py").write_text(FREEZE_WRAPPER)
+        group = [
+            servers.baseline("baseline-w1"),
+            servers.hayhooks("hayhooks-w1"),
+            servers.hayhooks("hayhooks-frozen", pipelines_dir=frozen_dir),
+        ]
+        for s in group:
+            wait_ready(s)
+        body = {"text": "hello hayhooks"}
+        for s in group:
+            wrk(f"{s.url}/echo/run", body, 16, args.warmup)
+        for conc in [c for c in args.concurrency if c > 1] or [16]:
+            res = interleaved(
+                group, args.reps, lambda s, conc=conc: wrk(f"{s.url}/echo/run", body, conc, args.duration)
+            )
+            for s in group:
+                rows = res[s.label]
+                out["rows"].append(
+                    {
+                        "label": s.label,
+                        "connections": conc,
+                        "rps": med(rows, "rps"),
+                        "p50_ms": med(rows, "p50_us") / 1e3,
+                        "p99_ms": med(rows, "p99_us") / 1e3,
+                        "max_ms": med(rows, "max_us") / 1e3,
+                        "errors": sum(r["errors"] for r in rows),
+                        "loadavg": [r["loadavg_before"] for r in rows],
+                        "raw": rows,
+                    }
+                )
+    lines = [
+        "| server | conns | req/s | p50 ms | p99 ms | max ms | load avg (min–max) | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for r in out["rows"]:
+        lines.append(
+            f"| {r['label']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.1f} | "
+            f"{r['max_ms']:.0f} | {min(r['loadavg']):.2f}–{max(r['loadavg']):.2f} | {r['errors']} |"
+        )
+    lines += [
+        "",
+        "| interpreter after import | tracked objects | full `gc.collect()` ms (median of 5) |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| `{k}` | {v['objects']} | {v['ms']:.1f} |" for k, v in out["full_gc_ms"].items()]
+    out["table"] = "\n".join(lines)
+    return out
+
+
+def full_gc_costs() -> dict[str, dict[str, float]]:
+    out = {}
+    for stmt in ("import fastapi, uvicorn", "import hayhooks.server.app"):
+        code = (
+            f"{stmt}\nimport gc, json, statistics, time\ngc.collect()\nts = []\n"
+            "for _ in range(5):\n"
+            "    t = time.perf_counter(); gc.collect(); ts.append((time.perf_counter() - t) * 1e3)\n"
+            "print(json.dumps({'objects': len(gc.get_objects()), 'ms': statistics.median(ts)}))"
+        )
+        try:
+            with tempfile.TemporaryDirectory() as empty:
+                res = subprocess.run(
+                    [PYTHON, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    cwd=ROOT,
+                    env={**os.environ, **QUIET_ENV, "HAYHOOKS_PIPELINES_DIR": empty},
+                )
+            out[stmt] = json.loads(res.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError):
+            out[stmt] = {"objects": -1, "ms": float("nan")}
+    return out
 
 
 # -- streaming (another engineer's script) -------------------------------------------------------
@@ -690,23 +934,35 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "scaling": bench_scaling,
     "deploy": bench_deploy,
     "memory": bench_memory,
+    "gc": bench_gc,
     "streaming": bench_streaming,
 }
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="overhead,scaling,deploy,memory",
-                        help=f"comma list of: {', '.join(BENCHES)} (default: all but streaming)")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run, whole seconds (default 5)")
+    parser.add_argument(
+        "--only",
+        default="overhead,scaling,deploy,memory,gc",
+        help=f"comma list of: {', '.join(BENCHES)} (default: all but streaming)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per wrk run, whole seconds (default 5)"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per server")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each configuration (default 3)")
     parser.add_argument("--concurrency", default="1,16,64", help="connections for the overhead runs")
     parser.add_argument("--paths", default="echo,echo_async", help="echo pipelines for the overhead runs")
-    parser.add_argument("--scaling-reps", type=int, default=5, help="repetitions of the CPU scaling runs (noisier)")
-    parser.add_argument("--cpu-connections", type=int, default=8, help="connections for the saturated CPU runs")
+    parser.add_argument(
+        "--scaling-reps", type=int, default=5, help="repetitions of the CPU scaling runs (noisier)"
+    )
+    parser.add_argument(
+        "--cpu-connections", type=int, default=8, help="connections for the saturated CPU runs"
+    )
     parser.add_argument("--deploys", type=int, default=10, help="deploys per propagation setup")
-    parser.add_argument("--quick", action="store_true", help="short runs: checks the harness, not the numbers")
+    parser.add_argument(
+        "--quick", action="store_true", help="short runs: checks the harness, not the numbers"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -720,8 +976,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     if any(b != "streaming" for b in chosen) and not shutil.which("wrk"):
         parser.error("wrk not found: apt-get install -y wrk (see bench/README.md)")
 
-    report: dict[str, Any] = {"machine_start": machine(), "argv": sys.argv, "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    report: dict[str, Any] = {
+        "machine_start": machine(),
+        "argv": sys.argv,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
     print(f"# machine: {report['machine_start']}", flush=True)
     for name in chosen:
         print(f"## {name}", flush=True)

@@ -8,6 +8,7 @@ changes made by other workers or by hand all call it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -44,6 +45,20 @@ class DeployResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"success": True, **asdict(self)}
+
+
+def settle_heap() -> None:
+    """Keep long-lived objects out of the cyclic garbage collector's way.
+
+    Haystack, the server and the loaded pipelines are ~150k tracked objects that live as long as
+    the process; a full collection that walks them all shows up as a 100 ms stall in request
+    tails. Freezing them after each load makes collections see only per-request garbage. Unfreezing
+    first lets the collection free what a reload or undeploy retired, so nothing leaks. The cost is
+    one collection per change of the pipeline set, never per request.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class PipelineService:
@@ -95,6 +110,8 @@ class PipelineService:
         with self._sync_lock:
             generation, snapshot = self.store.snapshot()
             changed = self.registry.reconcile(snapshot, generation)
+            if changed or not self.ready:
+                settle_heap()
             self.cluster.beat(self.registry.generation, self.registry.version, len(self.registry.names()))
         return changed
 
