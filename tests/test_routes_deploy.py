@@ -236,16 +236,27 @@ async def test_deploy_reports_workers_that_did_not_catch_up(app_client, pipeline
     import time
 
     client = await app_client(pipelines_dir, deploy_sync_timeout=0.5)
-    # Another live worker (on another host) that keeps beating but never reaches the new generation.
-    ghost = {"id": "other-host-7", "host": "other-host", "pid": 7, "generation": 0, "version": 0,
-             "pipelines": 0, "started_at": time.time(), "updated_at": time.time() + 30}
-    (pipelines_dir / ".hayhooks" / "workers" / "other-host-7.json").write_text(json.dumps(ghost))
-    r = await client.post("/deploy-files", json={"name": "slow", "files": wrapper_returning("x")})
-    assert r.status_code == 504, r.text
-    body = r.json()
-    assert "other-host-7" in body["detail"] and "did not confirm" in body["detail"]
-    assert body["result"]["lagging"] == ["other-host-7"] and body["result"]["workers"] == 2
-    # The change itself is committed and served here.
-    assert (await client.post("/slow/run", json={})).json() == {"result": "x"}
-    status = (await client.get("/status")).json()
-    assert {w["id"]: w["in_sync"] for w in status["workers"]}["other-host-7"] is False
+    heartbeat = pipelines_dir / ".hayhooks" / "workers" / "other-host-7.json"
+
+    async def ghost() -> None:
+        # Another live worker (on another host) that keeps beating but never reaches a new generation.
+        while True:
+            now = time.time()
+            heartbeat.write_text(json.dumps({"id": "other-host-7", "host": "other-host", "pid": 7, "generation": 0,
+                                             "version": 0, "pipelines": 0, "started_at": now, "updated_at": now}))
+            await asyncio.sleep(0.1)
+
+    beating = asyncio.create_task(ghost())
+    try:
+        await asyncio.sleep(0.05)
+        r = await client.post("/deploy-files", json={"name": "slow", "files": wrapper_returning("x")})
+        assert r.status_code == 504, r.text
+        body = r.json()
+        assert "other-host-7" in body["detail"] and "did not confirm" in body["detail"]
+        assert body["result"]["lagging"] == ["other-host-7"] and body["result"]["workers"] == 2
+        # The change itself is committed and served here.
+        assert (await client.post("/slow/run", json={})).json() == {"result": "x"}
+        status = (await client.get("/status")).json()
+        assert {w["id"]: w["in_sync"] for w in status["workers"]}["other-host-7"] is False
+    finally:
+        beating.cancel()

@@ -2,8 +2,12 @@
 
 Every worker (of any instance sharing the directory) writes a small heartbeat file after each
 reconcile and every ``heartbeat_interval``. A deploy commits to the store, then waits until every
-live heartbeat reports the new generation. A worker is live while its heartbeat is fresh and, on
-this host, while its pid exists, so a killed worker stops counting at once instead of blocking.
+live heartbeat reports the new generation.
+
+A worker on this host is live while its pid exists (a killed worker stops counting at once) and its
+heartbeat is fresh. A worker on another host is live while its heartbeat keeps *changing*, timed on
+our own monotonic clock, so clock skew between hosts never makes a healthy worker look dead or a
+dead one look alive.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Cluster:
         self.pid = os.getpid()
         self.id = f"{self.host}-{self.pid}"
         self.started_at = time.time()
+        # Remote worker id -> (its last updated_at, our monotonic time when that value appeared).
+        self._seen: dict[str, tuple[float, float]] = {}
 
     @property
     def stale_after(self) -> float:
@@ -52,23 +58,39 @@ class Cluster:
     def leave(self) -> None:
         (self.dir / f"{self.id}.json").unlink(missing_ok=True)
 
+    @property
+    def abandoned_after(self) -> float:
+        """Wall-clock age past which a heartbeat is dead even on first sight (far beyond any skew)."""
+        return max(30.0, 10 * self.stale_after)
+
     def workers(self) -> list[WorkerState]:
-        """Live workers; stale or dead ones are pruned from the directory."""
-        now = time.time()
+        """Live workers; dead ones are pruned from the directory."""
         live = []
         for path in self.dir.glob("*.json"):
             try:
                 state = WorkerState(**json.loads(path.read_text()))
             except (OSError, ValueError, TypeError):
                 continue
-            dead = now - state.updated_at > self.stale_after or (
-                state.host == self.host and state.pid != self.pid and not _pid_alive(state.pid)
-            )
-            if dead:
-                path.unlink(missing_ok=True)
-            else:
+            if self._alive(state):
                 live.append(state)
+            else:
+                path.unlink(missing_ok=True)
+                self._seen.pop(state.id, None)
         return sorted(live, key=lambda w: w.id)
+
+    def _alive(self, state: WorkerState) -> bool:
+        if state.id == self.id:
+            return True
+        if state.host == self.host:  # same clock and process table
+            return _pid_alive(state.pid) and time.time() - state.updated_at <= self.stale_after
+        now = time.monotonic()
+        seen = self._seen.get(state.id)
+        if seen is None or seen[0] != state.updated_at:
+            if seen is None and abs(time.time() - state.updated_at) > self.abandoned_after:
+                return False
+            self._seen[state.id] = (state.updated_at, now)
+            return True
+        return now - seen[1] <= self.stale_after
 
     async def wait_for(self, generation: int, timeout: float) -> list[WorkerState]:
         """Wait until every live worker serves ``generation``; return those that did not in time."""
