@@ -52,3 +52,19 @@ async def test_async_iterables_pass_through():
         yield "b"
 
     assert [x async for x in Executor(1).aiter(agen())] == ["a", "b"]
+
+
+async def test_early_stop_closes_async_generators_at_once():
+    closed = asyncio.Event()
+
+    async def agen():
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            closed.set()
+
+    stream = Executor(1).aiter(agen())
+    assert await stream.__anext__() == 0
+    await stream.aclose()
+    assert closed.is_set()

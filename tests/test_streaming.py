@@ -284,3 +284,35 @@ async def test_helpers_stream_through_the_run_route(app_client: Any, pipelines_d
     else:
         assert r.headers["content-type"].startswith("text/plain")
         assert body == "streamed to Ada"
+
+
+def test_server_iterates_sync_helper_streams_on_its_loop_without_threads():
+    """The object streaming_generator returns is also an async iterable: async consumers (the
+    server) skip the background loop and the per-chunk thread hand-off; sync ones still work."""
+    import asyncio
+    from collections.abc import AsyncIterable, Generator
+
+    from fixtures.fake_chat import FakeChatGenerator, chat_pipeline
+
+    from hayhooks import streaming_generator
+    from hayhooks.pipelines.executor import Executor
+
+    def make():
+        pipeline = chat_pipeline(FakeChatGenerator(reply="a b c"))
+        return streaming_generator(pipeline, pipeline_run_args={"query": "q"})
+
+    sync_stream = make()
+    assert isinstance(sync_stream, Generator) and isinstance(sync_stream, AsyncIterable)
+    sync_text = "".join(c.content for c in sync_stream)
+
+    executor = Executor(2)
+
+    async def consume() -> str:
+        text = ""
+        async for chunk in executor.aiter(make()):
+            text += chunk.content
+        return text
+
+    async_text = asyncio.run(consume())
+    assert async_text == sync_text and "a" in async_text
+    assert len(executor._pool._threads) == 0, "no chunk was pulled through the thread pool"

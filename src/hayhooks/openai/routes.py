@@ -98,7 +98,7 @@ class Handlers:
     def _items(self, result: Any) -> AsyncIterator[Any]:
         """What the wrapper returned, as an async stream of items."""
         if isinstance(result, AsyncIterable):
-            return _aiter(result)
+            return self.service.executor.aiter(result)
         if isinstance(result, (list, tuple)):
             return _aiter_list(result)
         if hasattr(result, "model_dump") or is_event(result):
@@ -271,11 +271,6 @@ class Handlers:
         found = implemented_method(accepting[0].wrapper, "files")
         assert found is not None
         return accepting[0], found[0], found[1]
-
-
-async def _aiter(items: AsyncIterable[Any]) -> AsyncIterator[Any]:
-    async for item in items:
-        yield item
 
 
 async def _aiter_list(items: Iterable[Any]) -> AsyncIterator[Any]:

@@ -41,8 +41,16 @@ class Executor:
         its ``finally`` blocks run (that is how streaming helpers cancel their pipeline run).
         """
         if isinstance(iterable, AsyncIterable):
-            async for item in iterable:
-                yield item
+            source = aiter(iterable)
+            try:
+                async for item in source:
+                    yield item
+            finally:
+                # Close now rather than whenever the garbage collector gets to it: that is what
+                # cancels a streaming pipeline run when the client goes away.
+                aclose = getattr(source, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             return
         iterator = iter(iterable)
         pending: Future[Any] | None = None

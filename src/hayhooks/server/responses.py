@@ -7,10 +7,9 @@ passes through untouched.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable
 from typing import Any
 
 from pydantic_core import PydanticSerializationError
@@ -39,7 +38,7 @@ def chunk_text(item: Any) -> str:
 
 
 def is_stream(value: Any) -> bool:
-    return inspect.isgenerator(value) or inspect.isasyncgen(value)
+    return isinstance(value, (Generator, AsyncGenerator))
 
 
 def json_result(spec: RunSpec, result: Any) -> Response:

@@ -11,6 +11,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Generator
+from collections.abc import Generator as GeneratorABC
 from typing import Any, Optional
 
 # The background loop that runs the pipelines of sync generators: one per process.
@@ -83,3 +84,41 @@ def iterate_in_background(agen: AsyncIterator[Any]) -> Generator[Any, None, None
     finally:
         if not task.done():
             task.cancel()  # thread-safe on a concurrent.futures.Future: cancels the task on the loop
+
+
+class BackgroundStream(GeneratorABC):
+    """What ``streaming_generator`` returns: a sync generator for sync callers, and directly the
+    underlying async generator for async ones.
+
+    Sync code (``for chunk in streaming_generator(...)``) drives the pipeline on the background loop
+    as ``iterate_in_background`` does. The server, which consumes streams from async code, finds
+    ``__aiter__`` and iterates the async generator on its own loop instead: no thread hand-off per
+    chunk, no background loop. Either way the stream can be consumed once.
+    """
+
+    def __init__(self, agen: AsyncIterator[Any]) -> None:
+        self._agen = agen
+        self._sync: Optional[Generator[Any, None, None]] = None
+        self._claimed = False
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self._sync is not None or self._claimed:
+            raise RuntimeError("this stream is already being consumed")
+        self._claimed = True
+        return self._agen
+
+    def send(self, value: Any) -> Any:
+        if self._sync is None:
+            if self._claimed:
+                raise RuntimeError("this stream is already being consumed asynchronously")
+            self._sync = iterate_in_background(self._agen)
+        return self._sync.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
+        if self._sync is None:
+            raise typ if val is None else val
+        return self._sync.throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()

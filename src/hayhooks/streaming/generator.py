@@ -36,7 +36,7 @@ from typing import Any, Optional, Union
 from haystack.dataclasses import StreamingChunk
 
 from hayhooks.logger import log
-from hayhooks.streaming.background import iterate_in_background
+from hayhooks.streaming.background import BackgroundStream
 from hayhooks.streaming.components import (
     StreamingComponents,
     _has_runtime_callback,
@@ -332,7 +332,7 @@ def streaming_generator(
     Returns a generator; the pipeline starts on the first ``next()`` and runs on the shared
     background loop. Closing the generator early cancels the run.
     """
-    return iterate_in_background(
+    return BackgroundStream(
         async_streaming_generator(
             pipeline,
             pipeline_run_args=pipeline_run_args,
