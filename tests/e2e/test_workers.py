@@ -68,12 +68,21 @@ def test_deploy_and_undeploy_reach_every_worker(hayhooks_server, pipelines_dir):
     assert r.json()["workers"] == 2 and r.json()["lagging"] == []
 
     responses = spread("POST", f"{server.url}/who/run", 60, json={})
-    assert [r.status_code for r in responses] == [200] * 60
+    for _ in range(5):  # more samples only if the kernel happened to favour one worker
+        if len({r.json()["result"]["pid"] for r in responses if r.status_code == 200}) == 2:
+            break
+        responses += spread("POST", f"{server.url}/who/run", 40, json={})
+    assert {r.status_code for r in responses} == {200}
     served_by = {r.json()["result"]["pid"] for r in responses}
     assert served_by <= worker_pids
     assert len(served_by) == 2, "requests should have reached both workers"
 
-    statuses = [fresh("GET", f"{server.url}/status").json() for _ in range(20)]
+    # Sample /status until both workers have answered (the kernel picks who accepts a connection).
+    statuses: list[dict] = []
+    for _ in range(10):
+        statuses += [r.json() for r in spread("GET", f"{server.url}/status", 20)]
+        if {s["worker"] for s in statuses} == {w["id"] for w in workers}:
+            break
     assert {s["worker"] for s in statuses} == {w["id"] for w in workers}
     assert all(s["pipelines"] == ["who"] and s["generation"] == statuses[0]["generation"] for s in statuses)
     schemas = spread("GET", f"{server.url}/openapi.json", 20)
