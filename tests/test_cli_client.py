@@ -13,7 +13,7 @@ from hayhooks.cli.client import (
     server_url,
 )
 from hayhooks.cli.common import make_client
-from hayhooks.cli.main import build_settings
+from hayhooks.cli.common import build_settings
 
 
 @pytest.mark.parametrize(

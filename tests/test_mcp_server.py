@@ -20,10 +20,10 @@ from typing import Any
 
 import anyio
 import httpx
-import mcp_types as types
 import pytest
 import uvicorn
 from mcp import Client
+from mcp_support import Notifications, tool_names
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -98,27 +98,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     with running_server(pipelines) as server:
         yield server
 
-
-def tool_names(result: types.ListToolsResult) -> set[str]:
-    return {t.name for t in result.tools}
-
-
-class Notifications:
-    """A legacy-session message handler recording tools/list_changed notifications."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._event = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.count += 1
-            self._event.set()
-
-    async def wait(self) -> None:
-        with anyio.fail_after(WAIT):
-            await self._event.wait()
-        self._event = anyio.Event()
 
 
 async def wait_for_tools(client: Client, predicate: Any) -> set[str]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio
 import httpx
-import mcp_types as types
 import pytest
 from mcp import Client
+from mcp_support import Notifications, tool_names
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.subscriptions import ToolsListChanged
@@ -62,25 +62,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-def tool_names(result: types.ListToolsResult) -> set[str]:
-    return {t.name for t in result.tools}
-
-
-class Notifications:
-    def __init__(self) -> None:
-        self.count = 0
-        self._event = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.count += 1
-            self._event.set()
-
-    async def wait(self) -> None:
-        with anyio.fail_after(WAIT):
-            await self._event.wait()
-        self._event = anyio.Event()
 
 
 @contextmanager

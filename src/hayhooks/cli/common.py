@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -18,6 +19,22 @@ UrlOption = Annotated[
         show_default=False,
     ),
 ]
+PipelinesDirOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--pipelines-dir",
+        help="The pipelines directory. \\[env: HAYHOOKS_PIPELINES_DIR; default: ./pipelines]",
+        show_default=False,
+    ),
+]
+AdditionalPythonPathOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--additional-python-path",
+        help="Extra import path(s) for wrappers, os.pathsep-separated. \\[env: HAYHOOKS_ADDITIONAL_PYTHON_PATH]",
+        show_default=False,
+    ),
+]
 TokenOption = Annotated[
     Optional[str],
     typer.Option(
@@ -28,20 +45,30 @@ TokenOption = Annotated[
 ]
 
 
+def build_settings(overrides: dict[str, Any]) -> Any:
+    """``HayhooksSettings(**overrides)``: the given flags win, the rest comes from the env / .env.
+
+    A bad value is reported once, naming the flag or the variable it came from, never a traceback.
+    """
+    from pydantic import ValidationError
+
+    from hayhooks.settings import HayhooksSettings
+
+    try:
+        return HayhooksSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            where = f"--{field.replace('_', '-')}" if field in overrides else f"HAYHOOKS_{field.upper()}"
+            problems.append(f"{where}: {error['msg']}")
+        fail("Invalid settings: " + "; ".join(problems), EXIT_INPUT)
+
+
 def make_client(url: Optional[str], token: Optional[str]) -> HayhooksClient:
     """A client for ``--url`` (or the settings' host and port) with ``--token`` (or the settings')."""
     host, port, settings_token = DEFAULT_HOST, DEFAULT_PORT, None
     if url is None or token is None:
-        from pydantic import ValidationError
-
-        from hayhooks.settings import HayhooksSettings
-
-        try:
-            settings = HayhooksSettings()
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"HAYHOOKS_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-            )
-            fail(f"Invalid Hayhooks settings in the environment / .env: {problems}", EXIT_INPUT)
+        settings = build_settings({})
         host, port, settings_token = settings.host, settings.port, settings.admin_token
     return HayhooksClient(resolve_base_url(url, host, port), token=token or settings_token)

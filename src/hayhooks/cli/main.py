@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from hayhooks.cli.common import TokenOption, UrlOption, make_client
-from hayhooks.cli.output import EXIT_INPUT, console, fail, handle_errors, status_view
+from hayhooks.cli.common import (
+    AdditionalPythonPathOption,
+    PipelinesDirOption,
+    TokenOption,
+    UrlOption,
+    build_settings,
+    make_client,
+)
+from hayhooks.cli.output import console, fail, handle_errors, status_view
 from hayhooks.cli.pipeline import deploy_yaml_command, pipeline_app
 from hayhooks.mcp.cli import mcp_app
 
@@ -46,33 +52,25 @@ def _root(
 @app.command("run")
 def run(
     host: Annotated[
-        Optional[str], typer.Option("--host", help="Address to bind to. [env: HAYHOOKS_HOST; default: 127.0.0.1]",
+        Optional[str], typer.Option("--host", help="Address to bind to. \\[env: HAYHOOKS_HOST; default: 127.0.0.1]",
                                     show_default=False)
     ] = None,
     port: Annotated[
-        Optional[int], typer.Option("--port", help="Port to listen on. [env: HAYHOOKS_PORT; default: 1416]",
+        Optional[int], typer.Option("--port", help="Port to listen on. \\[env: HAYHOOKS_PORT; default: 1416]",
                                     show_default=False)
     ] = None,
-    pipelines_dir: Annotated[
-        Optional[Path],
-        typer.Option("--pipelines-dir", help="The pipelines directory. [env: HAYHOOKS_PIPELINES_DIR; "
-                     "default: ./pipelines]", show_default=False),
-    ] = None,
+    pipelines_dir: PipelinesDirOption = None,
     root_path: Annotated[
         Optional[str],
         typer.Option("--root-path", help="ASGI root path when served behind a proxy under a prefix. "
-                     "[env: HAYHOOKS_ROOT_PATH]", show_default=False),
+                     "\\[env: HAYHOOKS_ROOT_PATH]", show_default=False),
     ] = None,
-    additional_python_path: Annotated[
-        Optional[str],
-        typer.Option("--additional-python-path", help="Extra import path(s) for wrappers, os.pathsep-separated. "
-                     "[env: HAYHOOKS_ADDITIONAL_PYTHON_PATH]", show_default=False),
-    ] = None,
+    additional_python_path: AdditionalPythonPathOption = None,
     reload: Annotated[bool, typer.Option("--reload", help="Reload changed pipelines within 0.25 s (development).")] = False,
     workers: Annotated[
         Optional[str],
         typer.Option("--workers", metavar="N|auto", help="Worker processes: a number or `auto` (usable cores). "
-                     "[env: HAYHOOKS_WORKERS; default: 1]", show_default=False),
+                     "\\[env: HAYHOOKS_WORKERS; default: 1]", show_default=False),
     ] = None,
 ) -> None:
     """Start the Hayhooks server. Flags override HAYHOOKS_* environment variables and .env."""
@@ -96,23 +94,6 @@ def run(
             fail(f"The Hayhooks server is not available in this installation ({exc}).")
         raise
     run_server(settings, reload=reload)
-
-
-def build_settings(overrides: dict[str, Any]) -> Any:
-    """``HayhooksSettings(**overrides)``: the given flags win, the rest comes from the env / .env."""
-    from pydantic import ValidationError
-
-    from hayhooks.settings import HayhooksSettings
-
-    try:
-        return HayhooksSettings(**overrides)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            where = f"--{field.replace('_', '-')}" if field in overrides else f"HAYHOOKS_{field.upper()}"
-            problems.append(f"{where}: {error['msg']}")
-        fail("Invalid settings: " + "; ".join(problems), EXIT_INPUT)
 
 
 # -- status / deploy -----------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from hayhooks.cli.common import AdditionalPythonPathOption, PipelinesDirOption
+from hayhooks.logger import configure_logging
+
 mcp_app = typer.Typer(
     name="mcp",
     help="Serve the pipelines as MCP tools (Streamable HTTP, SSE or stdio).",
@@ -44,28 +47,20 @@ def run(
         typer.Option("--port", help="Port to listen on (http transport). \\[env: HAYHOOKS_MCP_PORT; default: 1417]",
                      show_default=False),
     ] = None,
-    pipelines_dir: Annotated[
-        Optional[Path],
-        typer.Option("--pipelines-dir", help="The pipelines directory. \\[env: HAYHOOKS_PIPELINES_DIR; "
-                     "default: ./pipelines]", show_default=False),
-    ] = None,
+    pipelines_dir: PipelinesDirOption = None,
     transport: Annotated[
         TransportChoice,
         typer.Option("--transport", help="`http`: Streamable HTTP at /mcp plus SSE at /sse and /messages/. "
                      "`stdio`: for MCP clients that launch the server as a command."),
     ] = TransportChoice.http,
-    additional_python_path: Annotated[
-        Optional[str],
-        typer.Option("--additional-python-path", help="Extra import path(s) for wrappers, os.pathsep-separated. "
-                     "\\[env: HAYHOOKS_ADDITIONAL_PYTHON_PATH]", show_default=False),
-    ] = None,
+    additional_python_path: AdditionalPythonPathOption = None,
 ) -> None:
     """Run an MCP server whose tools are the pipelines of the pipelines directory."""
     if transport is TransportChoice.stdio:
         # Before anything can print: stdout is the protocol wire from here on.
         wire_in, wire_out = _claim_stdio()
     settings = _settings(host, port, pipelines_dir, additional_python_path)
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, tag="hayhooks-mcp")
     if transport is TransportChoice.stdio:
         asyncio.run(_serve_stdio(settings, wire_in, wire_out))
     else:
@@ -74,35 +69,14 @@ def run(
 
 def _settings(host: Optional[str], port: Optional[int], pipelines_dir: Optional[Path],
               additional_python_path: Optional[str]) -> Any:
-    from pydantic import ValidationError
+    from hayhooks.cli.common import build_settings
 
-    from hayhooks.settings import HayhooksSettings
-
-    overrides = {
-        k: v
-        for k, v in {"pipelines_dir": pipelines_dir, "additional_python_path": additional_python_path}.items()
-        if v is not None
-    }
-    try:
-        settings = HayhooksSettings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        print(f"Error: invalid settings: {problems}", file=sys.stderr)
-        raise typer.Exit(2) from exc
+    flags = {"pipelines_dir": pipelines_dir, "additional_python_path": additional_python_path}
+    settings = build_settings({k: v for k, v in flags.items() if v is not None})
     # The MCP server binds mcp_host / mcp_port; deploy protection judges that address.
     return settings.model_copy(
         update={"host": host or settings.mcp_host, "port": port if port is not None else settings.mcp_port}
     )
-
-
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("hayhooks")
-    logger.setLevel(level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     [hayhooks-mcp] %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
 
 
 # -- http ------------------------------------------------------------------------------------------

@@ -109,6 +109,15 @@ class Handlers:
             return self.service.executor.aiter(result)
         return _aiter_list([result])
 
+    async def _collect(self, model: str, result: Any, acc: Any, answer: Any) -> JSONResponse:
+        """A non-streaming answer: feed every item to the accumulator, then answer in one body."""
+        try:
+            async for item in self._items(result):
+                acc.feed(item)
+        except Exception as exc:  # noqa: BLE001
+            return _from_exception(model, exc)
+        return JSONResponse(answer())
+
     # -- GET /models ---------------------------------------------------------------------------------
     async def list_models(self) -> dict[str, Any]:
         data = [
@@ -148,12 +157,7 @@ class Handlers:
             return EventSourceResponse(self._chat_events(model, result, acc))
         if is_ready_completion(result):
             return JSONResponse(to_plain(result))
-        try:
-            async for item in self._items(result):
-                acc.feed(item)
-        except Exception as exc:  # noqa: BLE001
-            return _from_exception(model, exc)
-        return JSONResponse(acc.completion())
+        return await self._collect(model, result, acc, acc.completion)
 
     async def _chat_events(self, model: str, result: Any, acc: ChatAccumulator) -> AsyncIterator[dict[str, Any]]:
         for payload in acc.start():
@@ -198,12 +202,7 @@ class Handlers:
             return EventSourceResponse(self._response_events(model, result, acc))
         if is_ready_response(result):
             return JSONResponse(to_plain(result))
-        try:
-            async for item in self._items(result):
-                acc.feed(item)
-        except Exception as exc:  # noqa: BLE001
-            return _from_exception(model, exc)
-        return JSONResponse(acc.final())
+        return await self._collect(model, result, acc, acc.final)
 
     async def _response_events(
         self, model: str, result: Any, acc: ResponseAccumulator

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from fastapi import FastAPI
 
+from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import openapi
 from hayhooks.server.errors import install_error_handlers
@@ -66,16 +67,6 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     run.install(app)
     openapi.install(app, service)
     return app
-
-
-def configure_logging(level: str) -> None:
-    logger = logging.getLogger("hayhooks")
-    logger.setLevel(level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     [hayhooks] %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
 
 
 def create_app_from_env() -> FastAPI:
