@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp import types
 
 WAIT = 30  # seconds; a bound for what should happen promptly, never asserted on
+FIXTURES = Path(__file__).parent / "fixtures" / "mcp_pipelines"
+CORE = {"get_all_pipeline_statuses", "get_pipeline_status", "deploy_pipeline", "undeploy_pipeline"}
+PIPELINE_TOOLS = {"rag", "shout", "stream", "astream", "broken_tool", "greet", "noisy"}
+
+# A wrapper deployed at runtime by the tests; {doc} is its tool description.
+ADDER = '''
+from hayhooks import BasePipelineWrapper
+
+
+class PipelineWrapper(BasePipelineWrapper):
+    def setup(self) -> None:
+        self.pipeline = None
+
+    def run_api(self, a: int, b: int) -> int:
+        """{doc}"""
+        return a + b
+'''
 
 
 def tool_names(result: types.ListToolsResult) -> set[str]:

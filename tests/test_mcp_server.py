@@ -23,7 +23,7 @@ import httpx
 import pytest
 import uvicorn
 from mcp import Client
-from mcp_support import Notifications, tool_names
+from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -34,23 +34,6 @@ from hayhooks.settings import HayhooksSettings
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mcp_pipelines"
-CORE = {"get_all_pipeline_statuses", "get_pipeline_status", "deploy_pipeline", "undeploy_pipeline"}
-PIPELINE_TOOLS = {"rag", "shout", "stream", "astream", "broken_tool", "greet", "noisy"}
-WAIT = 15  # seconds: a generous bound for something that should happen at once (never asserted on)
-
-ADDER = '''
-from hayhooks.pipelines.wrapper import BasePipelineWrapper
-
-
-class PipelineWrapper(BasePipelineWrapper):
-    def setup(self) -> None:
-        self.pipeline = None
-
-    def run_api(self, a: int, b: int) -> int:
-        """{doc}"""
-        return a + b
-'''
 
 
 def adder_files(doc: str = "Add two numbers.") -> dict[str, str]:

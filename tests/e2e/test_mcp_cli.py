@@ -19,31 +19,14 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp_support import Notifications, tool_names
+from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.subscriptions import ToolsListChanged
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "mcp_pipelines"
 HAYHOOKS = str(Path(sys.executable).with_name("hayhooks"))
-CORE = {"get_all_pipeline_statuses", "get_pipeline_status", "deploy_pipeline", "undeploy_pipeline"}
-PIPELINE_TOOLS = {"rag", "shout", "stream", "astream", "broken_tool", "greet", "noisy"}
-WAIT = 30  # bound for things that should happen promptly; a hang fails instead of blocking forever
-
-ADDER = '''
-from hayhooks.pipelines.wrapper import BasePipelineWrapper
-
-
-class PipelineWrapper(BasePipelineWrapper):
-    def setup(self) -> None:
-        self.pipeline = None
-
-    def run_api(self, a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-'''
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -137,7 +120,7 @@ async def test_stdio_deploys_as_the_local_user_and_notifies(tmp_path):
     params = stdio_params(pipelines(tmp_path), HAYHOOKS_ADMIN_TOKEN="s3cret", HAYHOOKS_HOST="0.0.0.0")
     async with Client(params, mode="legacy", message_handler=notes) as client:
         assert "adder" not in tool_names(await client.list_tools())
-        deployed = await client.call_tool("deploy_pipeline", {"name": "adder", "files": {"pipeline_wrapper.py": ADDER}})
+        deployed = await client.call_tool("deploy_pipeline", {"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
         assert deployed.is_error is False, deployed.content
         await notes.wait()
         assert "adder" in tool_names(await client.list_tools())
@@ -153,7 +136,7 @@ async def test_stdio_modern_session_listens_for_changes(tmp_path):
     async with Client(params) as client:
         assert client.protocol_version == "2026-07-28"
         async with client.listen(tools_list_changed=True) as subscription:
-            deployed = await client.call_tool("deploy_pipeline", {"name": "adder", "files": {"pipeline_wrapper.py": ADDER}})
+            deployed = await client.call_tool("deploy_pipeline", {"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
             assert deployed.is_error is False, deployed.content
             with anyio.fail_after(WAIT):
                 assert await subscription.__anext__() == ToolsListChanged()
@@ -163,7 +146,7 @@ async def test_stdio_modern_session_listens_for_changes(tmp_path):
 async def test_stdio_refuses_deploys_when_disabled(tmp_path):
     async with Client(stdio_params(pipelines(tmp_path), HAYHOOKS_DISABLE_RUNTIME_DEPLOY="true")) as client:
         assert "deploy_pipeline" not in tool_names(await client.list_tools())
-        refused = await client.call_tool("deploy_pipeline", {"name": "x", "files": {"pipeline_wrapper.py": ADDER}})
+        refused = await client.call_tool("deploy_pipeline", {"name": "x", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
         assert refused.is_error is True and "disabled" in refused.content[0].text
 
 
@@ -181,7 +164,7 @@ async def test_mcp_run_http_follows_deploys_made_through_hayhooks_run(tmp_path, 
         ):
             assert tool_names(await session.list_tools()) == CORE | PIPELINE_TOOLS
             assert tool_names(await over_sse.list_tools()) == CORE | PIPELINE_TOOLS
-            response = await http.post("/deploy-files", json={"name": "shared_adder", "files": {"pipeline_wrapper.py": ADDER}})
+            response = await http.post("/deploy-files", json={"name": "shared_adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
             assert response.status_code == 200, response.text
             await notes.wait()
             assert "shared_adder" in tool_names(await session.list_tools())
@@ -211,7 +194,7 @@ async def test_workers_two_fresh_sessions_all_see_the_same_tools(tmp_path, hayho
 
     await fresh_sessions(CORE | PIPELINE_TOOLS, ("shout", {"text": "w"}, '{"shouted": "W", "length": 1}'))
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-        response = await http.post("/deploy-files", json={"name": "adder", "files": {"pipeline_wrapper.py": ADDER}})
+        response = await http.post("/deploy-files", json={"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
         assert response.status_code == 200, response.text
         assert response.json()["workers"] == 2  # both workers confirmed before the deploy returned
     await fresh_sessions(CORE | PIPELINE_TOOLS | {"adder"}, ("adder", {"a": 2, "b": 2}, "4"))
