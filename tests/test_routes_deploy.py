@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,37 @@ async def test_deploy_reports_workers_that_did_not_catch_up(app_client, pipeline
         assert {w["id"]: w["in_sync"] for w in status["workers"]}["other-host-7"] is False
     finally:
         beating.cancel()
+
+
+def counting_wrapper(log_path: Path, value: str) -> dict[str, str]:
+    return {
+        "pipeline_wrapper.py": (
+            "import os\nfrom pathlib import Path\nfrom hayhooks import BasePipelineWrapper\n"
+            "class PipelineWrapper(BasePipelineWrapper):\n"
+            "    def setup(self) -> None:\n"
+            f"        with open({str(log_path)!r}, 'a') as fh:\n"
+            "            fh.write(f'{os.getpid()}\\n')\n"
+            "    def run_api(self) -> str:\n"
+            "        # read lazily, relative to the wrapper file, at request time\n"
+            "        return (Path(__file__).parent / 'data.txt').read_text()\n"
+        ),
+        "data.txt": value,
+    }
+
+
+async def test_deploy_runs_setup_once_and_serves_files_next_to_the_wrapper(app_client, pipelines_dir, tmp_path):
+    log_path = tmp_path / "setups.log"
+    client = await app_client(pipelines_dir)
+    r = await client.post("/deploy-files", json={"name": "once", "files": counting_wrapper(log_path, "v1")})
+    assert r.status_code == 200, r.text
+    assert (await client.post("/once/run", json={})).json() == {"result": "v1"}
+    assert log_path.read_text().splitlines() == [str(os.getpid())], "setup() runs once per process"
+
+    r = await client.post("/deploy-files", json={"name": "once", "files": counting_wrapper(log_path, "v2"), "overwrite": True})
+    assert r.status_code == 200, r.text
+    assert (await client.post("/once/run", json={})).json() == {"result": "v2"}
+    assert len(log_path.read_text().splitlines()) == 2
+    # Only the version being served keeps its staged files.
+    assert len(list((pipelines_dir / ".hayhooks" / "staging").iterdir())) == 1
+    assert (await client.post("/undeploy/once")).status_code == 200
+    assert list((pipelines_dir / ".hayhooks" / "staging").iterdir()) == []

@@ -32,8 +32,12 @@ def test_snapshot_lists_wrappers_and_yaml_and_ignores_bookkeeping(store):
 def test_commit_is_atomic_bumps_generation_and_archives(store):
     staged = store.stage_folder("p", WRAPPER)
     assert store.snapshot()[1] == []  # staged is invisible
-    assert store.commit("p", staged, ephemeral=False, overwrite=False) == 1
+    generation, committed = store.commit("p", staged, ephemeral=False, overwrite=False)
+    assert generation == 1 and committed.path == str(store.root / "p") and committed.kind == "wrapper"
+    assert staged.is_dir(), "the staged copy stays: the deploying process serves what it loaded from there"
     first = store.snapshot()[1][0]
+    assert first == committed
+    store.discard(staged)
     with pytest.raises(PipelineExists):
         store.commit("p", store.stage_folder("p", WRAPPER), ephemeral=False, overwrite=False)
     assert list(store.staging.iterdir()) == []  # refused stage cleaned up

@@ -101,6 +101,24 @@ class Registry:
             self.generation = max(self.generation, generation)
             if changed:
                 self.version += 1
+        self._publish(changed, retired)
+        return changed
+
+    def adopt(self, loaded: LoadedPipeline) -> None:
+        """Serve a pipeline that is already loaded and set up (a deploy validated it this way).
+
+        Its ``source`` must be the committed store entry, so the next reconcile sees nothing to do.
+        """
+        with self._lock:
+            current = dict(self._pipelines)
+            old = current.get(loaded.name)
+            current[loaded.name] = loaded
+            self._failures = {n: f for n, f in self._failures.items() if n != loaded.name}
+            self._pipelines = current
+            self.version += 1
+        self._publish({loaded.name}, [old] if old is not None else [])
+
+    def _publish(self, changed: set[str], retired: list[LoadedPipeline]) -> None:
         for old in retired:
             if self._unload is not None:
                 self._unload(old)
@@ -110,4 +128,3 @@ class Registry:
                     listener(changed)
                 except Exception:  # noqa: BLE001
                     log.exception("Registry listener failed")
-        return changed

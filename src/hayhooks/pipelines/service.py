@@ -8,9 +8,11 @@ changes made by other workers or by hand all call it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -23,7 +25,7 @@ from hayhooks.pipelines import yaml_pipeline
 from hayhooks.pipelines.cluster import Cluster
 from hayhooks.pipelines.executor import Executor
 from hayhooks.pipelines.loader import Loader, forget_module
-from hayhooks.pipelines.models import PipelineSource
+from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
 from hayhooks.pipelines.names import validate_files, validate_name
 from hayhooks.pipelines.registry import Registry
 from hayhooks.pipelines.store import PipelineStore
@@ -67,7 +69,7 @@ class PipelineService:
         self.store = PipelineStore(settings.pipelines_dir)
         allowed = [m.strip() for m in settings.yaml_allowed_modules.split(",") if m.strip()]
         self.loader = Loader(settings.show_tracebacks, allowed)
-        self.registry = Registry(self.loader, unload=forget_module)
+        self.registry = Registry(self.loader, unload=self._retire)
         self.executor = Executor(settings.resolved_thread_pool_size)
         self.cluster = Cluster(self.store.workers, settings.heartbeat_interval)
         self.ready = False
@@ -178,9 +180,29 @@ class PipelineService:
             except PipelineLoadError:
                 await asyncio.to_thread(self.store.discard, staged)
                 raise
-            forget_module(candidate)
-            generation = await asyncio.to_thread(self.store.commit, name, staged, ephemeral=not save, overwrite=overwrite)
+            candidate.extra["staging_dir"] = str(staged.parent)
+            try:
+                generation = await asyncio.to_thread(self._commit_and_adopt, candidate, staged, save, overwrite)
+            except BaseException:
+                self._retire(candidate)
+                raise
             return await self._propagate(name, "deployed" if not overwrite else "redeployed", generation, save)
+
+    def _commit_and_adopt(self, candidate: LoadedPipeline, staged: Path, save: bool, overwrite: bool) -> int:
+        """Commit to the store and serve the already set-up candidate here, so this process runs
+        its ``setup()`` once. Holding the sync lock keeps the follow loop from loading it again."""
+        with self._sync_lock:
+            generation, source = self.store.commit(candidate.name, staged, ephemeral=not save, overwrite=overwrite)
+            self.registry.adopt(dataclasses.replace(candidate, source=source))
+            settle_heap()
+        return generation
+
+    def _retire(self, loaded: LoadedPipeline) -> None:
+        """Forget a pipeline version's modules, and the staged files a deploy served it from."""
+        forget_module(loaded)
+        staging_dir = loaded.extra.get("staging_dir")
+        if staging_dir:
+            shutil.rmtree(staging_dir, ignore_errors=True)
 
     async def undeploy(self, name: str) -> DeployResult:
         validate_name(name)

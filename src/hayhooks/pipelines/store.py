@@ -7,11 +7,12 @@ Layout::
     <pipelines_dir>/.hayhooks/                    our bookkeeping, never loaded as a pipeline:
         lock, generation                          cross-process lock, change counter
         ephemeral/                                deploys made with save_files=false
-        staging/                                  deploys being written and validated
+        staging/                                  deploys being validated, and the files of the
+                                                  version the deploying process serves
         archive/                                  undeployed and overwritten versions (nothing is deleted)
         workers/                                  heartbeats of the processes serving this directory
 
-Writers stage a complete folder next to the target, then rename it in while holding an exclusive
+Writers stage a complete folder, then rename a copy of it into place while holding an exclusive
 ``flock``, and bump the generation; readers take the snapshot under a shared lock, so nobody ever
 sees a half-written or half-swapped pipeline.
 """
@@ -120,22 +121,39 @@ class PipelineStore:
     def discard(self, staged: Path) -> None:
         shutil.rmtree(staged.parent, ignore_errors=True)
 
-    def commit(self, name: str, staged: Path, *, ephemeral: bool, overwrite: bool) -> int:
-        """Move a staged pipeline into place, archiving what it replaces. Returns the new generation."""
+    def commit(self, name: str, staged: Path, *, ephemeral: bool, overwrite: bool) -> tuple[int, PipelineSource]:
+        """Put a copy of a staged pipeline in place, archiving what it replaces.
+
+        The staged files stay where they are: the deploying process serves the version it loaded
+        (and set up) from there, so ``setup()`` runs once. Returns the new generation and the
+        committed entry.
+        """
         base = self.ephemeral if ephemeral else self.root
-        with self.locked(exclusive=True):
-            existing = self.locate(name)
-            if existing and not overwrite:
-                self.discard(staged)
-                raise PipelineExists(f"Pipeline '{name}' already exists; use overwrite to replace it")
-            for path in existing:
-                # A saved version stays put under an ephemeral overwrite: it returns after a restart.
-                if ephemeral and path.parent == self.root:
-                    continue
-                self._archive(name, path)
-            os.replace(staged, base / staged.name)
-            shutil.rmtree(staged.parent, ignore_errors=True)
-            return self._bump_generation()
+        ready = self.staging / uuid.uuid4().hex / staged.name
+        ready.parent.mkdir(parents=True)
+        try:
+            if staged.is_dir():
+                shutil.copytree(staged, ready, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(staged, ready)
+            with self.locked(exclusive=True):
+                existing = self.locate(name)
+                if existing and not overwrite:
+                    self.discard(staged)
+                    raise PipelineExists(f"Pipeline '{name}' already exists; use overwrite to replace it")
+                for path in existing:
+                    # A saved version stays put under an ephemeral overwrite: it returns after a restart.
+                    if ephemeral and path.parent == self.root:
+                        continue
+                    self._archive(name, path)
+                final = base / staged.name
+                os.replace(ready, final)
+                generation = self._bump_generation()
+                kind = "wrapper" if final.is_dir() else "yaml"
+                origin = "ephemeral" if ephemeral else "saved"
+                return generation, PipelineSource(name, kind, str(final), _fingerprint(final), origin)  # type: ignore[arg-type]
+        finally:
+            shutil.rmtree(ready.parent, ignore_errors=True)
 
     def remove(self, name: str) -> int:
         """Undeploy: move every version of ``name`` into the archive."""
