@@ -28,7 +28,7 @@ async def test_deploy_run_undeploy_cycle(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
     r = await client.post("/deploy-files", json={"name": "greet", "files": ECHO_FILES})
     assert r.status_code == 200, r.text
-    assert r.json()["success"] is True and r.json()["name"] == "greet"
+    assert r.json()["success"] is True and r.json()["name"] == "greet" and r.json()["action"] == "deployed"
     assert (pipelines_dir / "greet" / "pipeline_wrapper.py").is_file()
     assert (await client.post("/greet/run", json={"name": "Bo"})).json() == {"result": "Hello Bo!"}
     assert "/greet/run" in (await client.get("/openapi.json")).json()["paths"]
@@ -64,7 +64,7 @@ async def test_duplicate_deploy_is_409_and_overwrite_replaces(app_client, pipeli
     assert dup.status_code == 409 and "already exists" in dup.json()["detail"]
     assert (await client.post("/v/run", json={})).json() == {"result": "one"}
     r = await client.post("/deploy-files", json={"name": "v", "files": wrapper_returning("two"), "overwrite": True})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200 and r.json()["action"] == "redeployed", r.text
     assert (await client.post("/v/run", json={})).json() == {"result": "two"}
     assert list((pipelines_dir / ".hayhooks" / "archive").glob("v-*/v/pipeline_wrapper.py")), "old version archived"
 

@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import json
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -80,7 +81,7 @@ class PipelineService:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self.store.prepare)
-        for extra in filter(None, (self.settings.additional_python_path or "").split(":")):
+        for extra in filter(None, (self.settings.additional_python_path or "").split(os.pathsep)):
             if extra not in sys.path:
                 sys.path.append(str(Path(extra).resolve()))
         if not await asyncio.to_thread(self.cluster.workers):
@@ -168,7 +169,8 @@ class PipelineService:
     async def _deploy(self, name: str, kind: str, stage: Any, overwrite: bool, save: bool) -> DeployResult:
         assert self._deploy_lock is not None, "service not started"
         async with self._deploy_lock:
-            if not overwrite and await asyncio.to_thread(self.store.locate, name):
+            existed = bool(await asyncio.to_thread(self.store.locate, name))
+            if existed and not overwrite:
                 raise PipelineExists(f"Pipeline '{name}' already exists; use overwrite to replace it")
             staged = await asyncio.to_thread(stage)
             # Load (and setup()) the new version before anything serves it: a failing version
@@ -186,7 +188,7 @@ class PipelineService:
             except BaseException:
                 self._retire(candidate)
                 raise
-            return await self._propagate(name, "deployed" if not overwrite else "redeployed", generation, save)
+            return await self._propagate(name, "redeployed" if existed else "deployed", generation, save)
 
     def _commit_and_adopt(self, candidate: LoadedPipeline, staged: Path, save: bool, overwrite: bool) -> int:
         """Commit to the store and serve the already set-up candidate here, so this process runs
