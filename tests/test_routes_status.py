@@ -65,3 +65,13 @@ async def test_draw_returns_mermaid_offline(app_client, pipelines_dir):
     assert "joiner" in (await client.get("/draw/qa")).text
     assert (await client.get("/draw/async_echo")).status_code == 501
     assert (await client.get("/draw/none")).status_code == 404
+
+
+async def test_a_hanging_setup_does_not_keep_the_others_from_serving(app_client, pipelines_dir):
+    copy_pipelines(pipelines_dir, "setup_hangs", source=BROKEN_PIPELINES)
+    copy_pipelines(pipelines_dir, "echo")
+    client = await app_client(pipelines_dir, setup_timeout=1)
+    assert (await client.get("/ready")).status_code == 200
+    assert (await client.post("/echo/run", json={"name": "x"})).status_code == 200
+    failed = {f["name"]: f["error"] for f in (await client.get("/status")).json()["failed"]}
+    assert "did not finish within 1s" in failed["setup_hangs"]

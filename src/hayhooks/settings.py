@@ -34,6 +34,10 @@ class HayhooksSettings(BaseSettings):
         0, description="Threads for sync `run_api` calls per worker; 0 means min(32, cores + 4)."
     )
 
+    setup_timeout: float = Field(
+        300.0, description="Seconds a pipeline's setup() may take before it is reported as failed; 0 = no limit."
+    )
+
     # Runtime deploy and safety
     admin_token: Optional[str] = Field(
         None, description="Bearer token required by the deploy endpoints; unset = loopback-only."

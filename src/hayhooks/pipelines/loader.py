@@ -31,9 +31,15 @@ MODULE_PREFIX = "hayhooks_pipeline_"
 
 
 class Loader:
-    def __init__(self, show_tracebacks: bool = False, yaml_allowed_modules: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        show_tracebacks: bool = False,
+        yaml_allowed_modules: list[str] | None = None,
+        setup_timeout: float = 0,
+    ) -> None:
         self.show_tracebacks = show_tracebacks
         self.yaml_allowed_modules = yaml_allowed_modules or []
+        self.setup_timeout = setup_timeout
 
     def __call__(self, source: PipelineSource) -> LoadedPipeline:
         return self.load(source)
@@ -69,13 +75,41 @@ class Loader:
             )
         wrapper = cls()
         try:
-            wrapper.setup()
+            self._setup(source.name, wrapper)
+        except PipelineLoadError:
+            raise
         except Exception as exc:
             raise PipelineLoadError(
                 f"Pipeline '{source.name}': setup() failed: {type(exc).__name__}: {exc}"
                 + ("\n" + traceback.format_exc() if self.show_tracebacks else "")
             ) from exc
         return wrapper
+
+
+    def _setup(self, name: str, wrapper: BasePipelineWrapper) -> None:
+        """Run ``setup()``, giving up after ``setup_timeout`` seconds so that one pipeline that
+        hangs (a model server that never answers) cannot keep every other one from loading.
+        A thread cannot be killed: a setup that never returns stays parked in its daemon thread."""
+        if not self.setup_timeout:
+            wrapper.setup()
+            return
+        outcome: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                wrapper.setup()
+            except BaseException as exc:  # noqa: BLE001 - handed back to the loading thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, name=f"hayhooks-setup-{name}", daemon=True)
+        thread.start()
+        thread.join(self.setup_timeout)
+        if thread.is_alive():
+            raise PipelineLoadError(
+                f"Pipeline '{name}': setup() did not finish within {self.setup_timeout:g}s (HAYHOOKS_SETUP_TIMEOUT)"
+            )
+        if outcome:
+            raise outcome[0]
 
 
 def describe(source: PipelineSource, wrapper: BasePipelineWrapper) -> LoadedPipeline:

@@ -69,7 +69,7 @@ class PipelineService:
         self.settings = settings
         self.store = PipelineStore(settings.pipelines_dir)
         allowed = [m.strip() for m in settings.yaml_allowed_modules.split(",") if m.strip()]
-        self.loader = Loader(settings.show_tracebacks, allowed)
+        self.loader = Loader(settings.show_tracebacks, allowed, settings.setup_timeout)
         self.registry = Registry(self.loader, unload=self._retire)
         self.executor = Executor(settings.resolved_thread_pool_size)
         self.cluster = Cluster(self.store.workers, settings.heartbeat_interval)
