@@ -178,3 +178,37 @@ async def test_yaml_pipeline_inputs_outputs(app_client, pipelines_dir):
     assert result["final"].endswith("(signed me)")
     missing = await client.post("/qa/run", json={"signature": "me"})
     assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["question"]
+
+
+def test_text_stream_failure_is_visible_to_the_client(live_app, pipelines_dir):
+    """Headers are gone when a text/plain stream fails: the server cuts the body short, so the
+    client sees an incomplete response instead of a silently "complete" truncated one."""
+    import httpx
+
+    folder = pipelines_dir / "breaks"
+    folder.mkdir()
+    (folder / "pipeline_wrapper.py").write_text(
+        "from hayhooks import BasePipelineWrapper\n"
+        "class PipelineWrapper(BasePipelineWrapper):\n"
+        "    def setup(self): pass\n"
+        "    def run_api(self, fail: bool = True):\n"
+        "        def chunks():\n"
+        "            yield 'one;'\n"
+        "            if fail:\n"
+        "                raise RuntimeError('midway')\n"
+        "            yield 'two;'\n"
+        "        return chunks()\n"
+    )
+    server = live_app(pipelines_dir)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/breaks/run", json={"fail": False}).text == "one;two;"
+        received = []
+        try:
+            with client.stream("POST", "/breaks/run", json={"fail": True}) as r:
+                for text in r.iter_text():
+                    received.append(text)
+            outcome = "complete"
+        except httpx.RemoteProtocolError:
+            outcome = "cut"
+        assert outcome == "cut" and "".join(received) == "one;"
+        assert client.get("/health").status_code == 200

@@ -144,6 +144,14 @@ def test_run_stream_plain_text(server):
     assert out == "<0:one><1:two><2:three>\n"
 
 
+def test_run_stream_plain_text_failure_is_an_error(server):
+    deploy(server, "streamer", "streamer_fail")
+    result = cli(server, "pipeline", "run", "streamer_fail", "-p", "text=one two three", "-p", "fail_after=2", "--stream")
+    err = failed(result)
+    assert result.stdout.startswith("<0:one><1:two>")  # what arrived before the failure
+    assert "ended early" in err and "Cannot reach" not in err
+
+
 def test_run_stream_sse(server):
     deploy(server, "sse_streamer", "sse_words")
     out = ok(cli(server, "pipeline", "run", "sse_words", "--param", "text=one two three", "--stream"))

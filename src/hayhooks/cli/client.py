@@ -259,8 +259,10 @@ class HayhooksClient:
             kwargs: dict[str, Any] = (
                 {"data": form_fields(params), "files": parts} if parts else {"json": params}
             )
+            started = False
             try:
                 with self._http.stream("POST", path, **kwargs) as response:
+                    started = True
                     if response.is_error:
                         response.read()
                         raise error_from_response(response)
@@ -275,6 +277,11 @@ class HayhooksClient:
                             if text:
                                 yield StreamEvent(data=text)
             except httpx.TransportError as exc:
+                if started:  # the server answered, then cut the body short: the pipeline failed mid-stream
+                    raise ClientError(
+                        f"The stream from pipeline '{name}' ended early: the pipeline failed while streaming "
+                        "(see the server log)."
+                    ) from None
                 raise self._unreachable(exc) from None
 
 
