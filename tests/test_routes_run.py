@@ -212,3 +212,36 @@ def test_text_stream_failure_is_visible_to_the_client(live_app, pipelines_dir):
             outcome = "cut"
         assert outcome == "cut" and "".join(received) == "one;"
         assert client.get("/health").status_code == 200
+
+
+async def test_admission_bound_answers_503_instead_of_queueing_forever(app_client, pipelines_dir):
+    import asyncio
+
+    folder = pipelines_dir / "slow"
+    folder.mkdir()
+    (folder / "pipeline_wrapper.py").write_text(
+        "import threading\nfrom hayhooks import BasePipelineWrapper\n"
+        "GATE = threading.Event()\n"
+        "class PipelineWrapper(BasePipelineWrapper):\n"
+        "    def setup(self): pass\n"
+        "    def run_api(self, release: bool = False) -> str:\n"
+        "        if release:\n            GATE.set()\n            return 'released'\n"
+        "        GATE.wait(30)\n        return 'done'\n"
+    )
+    copy_pipelines(pipelines_dir, "async_echo")
+    # 1 thread + 1 waiting run admitted; a third sync run is refused at once.
+    client = await app_client(pipelines_dir, thread_pool_size=1, max_queued_runs=1)
+    held = [asyncio.create_task(client.post("/slow/run", json={})) for _ in range(2)]
+    await asyncio.sleep(0.3)
+    refused = await client.post("/slow/run", json={"release": True})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert "busy" in refused.json()["detail"]
+    # Async runs do not use the pool and are not refused.
+    assert (await client.post("/async_echo/run", json={"text": "hi"})).status_code == 200
+    # Release the gate from outside the pool, then everything held completes.
+    import sys
+
+    module = next(m for name, m in sys.modules.items() if name.startswith("hayhooks_pipeline_slow") and hasattr(m, "GATE"))
+    module.GATE.set()
+    assert [r.json()["result"] for r in await asyncio.gather(*held)] == ["done", "done"]
+    assert (await client.post("/slow/run", json={"release": True})).status_code == 200

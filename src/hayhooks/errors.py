@@ -10,6 +10,7 @@ from typing import Any
 
 class HayhooksError(Exception):
     status_code: int = 500
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -58,6 +59,13 @@ class PipelineRunError(HayhooksError):
             error.context["component"] = component
         error.__cause__ = exc
         return error
+
+
+class Overloaded(HayhooksError):
+    """More sync runs waiting than the worker accepts: better a quick 503 than unbounded latency."""
+
+    status_code = 503
+    headers = {"Retry-After": "1"}
 
 
 class Unauthorized(HayhooksError):

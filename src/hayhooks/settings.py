@@ -34,6 +34,11 @@ class HayhooksSettings(BaseSettings):
         0, description="Threads for sync `run_api` calls per worker; 0 means min(32, cores + 4)."
     )
 
+    max_queued_runs: int = Field(
+        -1,
+        description="Sync runs that may wait for a free thread per worker before new ones get 503 "
+        "with Retry-After; -1 = no bound.",
+    )
     setup_timeout: float = Field(
         300.0, description="Seconds a pipeline's setup() may take before it is reported as failed; 0 = no limit."
     )

@@ -14,14 +14,18 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from hayhooks.errors import Overloaded
 from hayhooks.pipelines.models import LoadedPipeline
 
 _DONE = object()
 
 
 class Executor:
-    def __init__(self, max_threads: int) -> None:
+    def __init__(self, max_threads: int, max_queued: int = -1) -> None:
         self.max_threads = max_threads
+        # Sync runs admitted at once: every thread busy plus ``max_queued`` waiting (-1: no bound).
+        self._admit = max_threads + max_queued if max_queued >= 0 else None
+        self._in_flight = 0  # touched on the event loop only
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="hayhooks-run")
 
     async def call(self, pipeline: LoadedPipeline, method_name: str, is_async: bool, /, **kwargs: Any) -> Any:
@@ -29,7 +33,15 @@ class Executor:
         if is_async:
             result = method(**kwargs)
             return await result if inspect.isawaitable(result) else result
-        return await self.run_sync(functools.partial(method, **kwargs))
+        if self._admit is not None and self._in_flight >= self._admit:
+            raise Overloaded(
+                f"Worker busy: {self.max_threads} runs in progress and {self._admit - self.max_threads} waiting; retry"
+            )
+        self._in_flight += 1
+        try:
+            return await self.run_sync(functools.partial(method, **kwargs))
+        finally:
+            self._in_flight -= 1
 
     async def run_sync(self, fn: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)

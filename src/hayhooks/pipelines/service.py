@@ -71,7 +71,7 @@ class PipelineService:
         allowed = [m.strip() for m in settings.yaml_allowed_modules.split(",") if m.strip()]
         self.loader = Loader(settings.show_tracebacks, allowed, settings.setup_timeout)
         self.registry = Registry(self.loader, unload=self._retire)
-        self.executor = Executor(settings.resolved_thread_pool_size)
+        self.executor = Executor(settings.resolved_thread_pool_size, settings.max_queued_runs)
         self.cluster = Cluster(self.store.workers, settings.heartbeat_interval)
         self.ready = False
         self._sync_lock = threading.Lock()

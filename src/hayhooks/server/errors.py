@@ -28,7 +28,7 @@ def install_error_handlers(app: FastAPI, show_tracebacks: bool) -> None:
             log.error("%s %s -> %s", request.method, request.url.path, exc.message, exc_info=exc.__cause__ or exc)
         extra = dict(exc.context)
         detail = extra.pop("detail", exc.message)
-        return JSONResponse(body(exc, detail, extra), status_code=exc.status_code)
+        return JSONResponse(body(exc, detail, extra), status_code=exc.status_code, headers=exc.headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
