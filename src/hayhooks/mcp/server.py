@@ -197,13 +197,11 @@ class HayhooksMCP:
         kwargs = call_kwargs(pipeline, arguments, headers)
         executor = self.service.executor
         value = await executor.call(pipeline, run.method_name, run.is_async, **kwargs)
-        kind = results.stream_kind(value)
-        if kind is None:
+        if results.stream_kind(value) is None:
             return results.value_result(value)
-        stream = results.unwrap_stream(value)
-        chunks: AsyncIterator[Any] = stream if kind == "async" else executor.aiter(stream)
         parts: list[str] = []
-        async for chunk in chunks:
+        # The executor pulls sync streams off the loop and closes any stream left early.
+        async for chunk in executor.aiter(results.unwrap_stream(value)):
             text = results.chunk_text(chunk)
             if not text:
                 continue

@@ -85,7 +85,6 @@ class Loader:
             ) from exc
         return wrapper
 
-
     def _setup(self, name: str, wrapper: BasePipelineWrapper) -> None:
         """Run ``setup()``, giving up after ``setup_timeout`` seconds so that one pipeline that
         hangs (a model server that never answers) cannot keep every other one from loading.
