@@ -328,7 +328,9 @@ def _read_and_disconnect(url: str, model: str, chunks: int = 5) -> None:
     # leaving the block closes the connection mid-stream
 
 
-_POOLED = ("hayhooks-run", "asyncio_")  # the executor's pool and the loops' default executors: bounded
+# The executor's pool and the loops' default executors (asyncio's threads are "asyncio_N", uvloop's
+# "uvloop_N"): bounded pools, reused across requests.
+_POOLED = ("hayhooks-run", "asyncio_", "uvloop_")
 
 
 def _unpooled_threads() -> list[str]:
