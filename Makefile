@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 1416
 
-.PHONY: run test install bench clean
+.PHONY: run test lint install bench clean
 
 install: $(STAMP)
 
@@ -22,8 +22,14 @@ run: $(STAMP)
 	@test -d pipelines || cp -r examples/pipelines pipelines
 	$(BIN)/hayhooks run --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# The whole suite: lint, format check and type check first (seconds), then pytest.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -31,7 +31,7 @@ from fastapi import Request  # module level: endpoint annotations are resolved a
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 
-WRAPPER = '''
+WRAPPER = """
 from fixtures.fake_chat import FakeChatGenerator, chat_pipeline
 from hayhooks import BasePipelineWrapper, async_streaming_generator, get_last_user_message, streaming_generator
 
@@ -43,7 +43,7 @@ class PipelineWrapper(BasePipelineWrapper):
         self.pipeline = chat_pipeline(FakeChatGenerator(reply=" ".join(["tok"] * N)))
 
     {method}
-'''
+"""
 ASYNC_METHOD = """async def run_chat_completion_async(self, model, messages, body):
         return async_streaming_generator(self.pipeline, pipeline_run_args={"query": get_last_user_message(messages)})"""
 SYNC_METHOD = """def run_chat_completion(self, model, messages, body):
@@ -66,9 +66,19 @@ def baseline_app(n: int):  # runs in the child process
     app = FastAPI()
 
     def chunk_event(piece: str, created: int) -> dict:
-        return {"data": json.dumps({"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": created,
-                                   "model": "m", "choices": [{"index": 0, "delta": {"content": piece},
-                                                              "finish_reason": None, "logprobs": None}]})}
+        return {
+            "data": json.dumps(
+                {
+                    "id": "chatcmpl-x",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": "m",
+                    "choices": [
+                        {"index": 0, "delta": {"content": piece}, "finish_reason": None, "logprobs": None}
+                    ],
+                }
+            )
+        }
 
     @app.get("/ready")
     async def ready() -> dict:
@@ -90,7 +100,10 @@ def baseline_app(n: int):  # runs in the child process
             async def on_chunk(chunk) -> None:
                 await queue.put(chunk.content)
 
-            data = {"prompt": {"query": body["messages"][-1]["content"]}, "llm": {"streaming_callback": on_chunk}}
+            data = {
+                "prompt": {"query": body["messages"][-1]["content"]},
+                "llm": {"streaming_callback": on_chunk},
+            }
             task = asyncio.create_task(pipeline.run_async(data))
             task.add_done_callback(lambda _: queue.put_nowait(None))
             while (piece := await queue.get()) is not None:
@@ -161,7 +174,9 @@ def main() -> None:
     if args.serve_baseline:
         import uvicorn
 
-        uvicorn.run(baseline_app(args.chunks), host="127.0.0.1", port=args.serve_baseline, log_level="warning")
+        uvicorn.run(
+            baseline_app(args.chunks), host="127.0.0.1", port=args.serve_baseline, log_level="warning"
+        )
         return
 
     work = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
@@ -170,23 +185,60 @@ def main() -> None:
         (work / name / "pipeline_wrapper.py").write_text(WRAPPER.format(n=args.chunks, method=method))
 
     base_port, hh_port = free_port(), free_port()
-    env = {**os.environ, "HAYSTACK_TELEMETRY_ENABLED": "False", "HAYHOOKS_PIPELINES_DIR": str(work),
-           "HAYHOOKS_ADDITIONAL_PYTHON_PATH": str(TESTS), "HAYHOOKS_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "HAYSTACK_TELEMETRY_ENABLED": "False",
+        "HAYHOOKS_PIPELINES_DIR": str(work),
+        "HAYHOOKS_ADDITIONAL_PYTHON_PATH": str(TESTS),
+        "HAYHOOKS_LOG_LEVEL": "warning",
+    }
     procs = [
-        subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(base_port), "--chunks", str(args.chunks)],
-                         env=env),
-        subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "hayhooks.server.app:create_app_from_env",
-                          "--host", "127.0.0.1", "--port", str(hh_port), "--log-level", "warning"], env=env),
+        subprocess.Popen(
+            [sys.executable, __file__, "--serve-baseline", str(base_port), "--chunks", str(args.chunks)],
+            env=env,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "hayhooks.server.app:create_app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(hh_port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        ),
     ]
     try:
         base_url, hh_url = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{hh_port}"
         wait_ready(base_url, procs[0])
         wait_ready(hh_url, procs[1])
-        rows = [("raw FastAPI SSE, pre-built chunks (floor)", measure(base_url, "m", args.requests, args.chunks))]
-        rows.append(("raw FastAPI SSE + same Haystack pipeline (baseline)",
-                     measure(base_url, "haystack", args.requests, args.chunks)))
-        rows.append(("hayhooks, async_streaming_generator", measure(hh_url, "stream_async", args.requests, args.chunks)))
-        rows.append(("hayhooks, streaming_generator (sync)", measure(hh_url, "stream_sync", args.requests, args.chunks)))
+        rows = [
+            ("raw FastAPI SSE, pre-built chunks (floor)", measure(base_url, "m", args.requests, args.chunks))
+        ]
+        rows.append(
+            (
+                "raw FastAPI SSE + same Haystack pipeline (baseline)",
+                measure(base_url, "haystack", args.requests, args.chunks),
+            )
+        )
+        rows.append(
+            (
+                "hayhooks, async_streaming_generator",
+                measure(hh_url, "stream_async", args.requests, args.chunks),
+            )
+        )
+        rows.append(
+            (
+                "hayhooks, streaming_generator (sync)",
+                measure(hh_url, "stream_sync", args.requests, args.chunks),
+            )
+        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -201,8 +253,10 @@ def main() -> None:
     print("| server | time to first chunk (ms) | vs baseline | chunks/s | vs baseline |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, m in rows:
-        print(f"| {name} | {m['ttfc_ms']:.2f} | {m['ttfc_ms'] / base['ttfc_ms']:.2f}x | "
-              f"{m['chunks_per_s']:.0f} | {m['chunks_per_s'] / base['chunks_per_s']:.2f}x |")
+        print(
+            f"| {name} | {m['ttfc_ms']:.2f} | {m['ttfc_ms'] / base['ttfc_ms']:.2f}x | "
+            f"{m['chunks_per_s']:.0f} | {m['chunks_per_s'] / base['chunks_per_s']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import httpx
 
@@ -111,7 +112,7 @@ class Servers:
         self.all: list[Server] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="hayhooks-bench-"))
 
-    def __enter__(self) -> "Servers":
+    def __enter__(self) -> Servers:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -511,7 +512,7 @@ def scaling_table(out: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| | scaling 1 → %d workers (median of pairs; range) |" % out["workers_auto"],
+        f"| | scaling 1 → {out['workers_auto']} workers (median of pairs; range) |",
         "| --- | --- |",
         f"| baseline (uvicorn --workers) | x{out['baseline_scaling']:.2f} "
         f"({fmt_range(out['baseline_scaling_pairs'])}) |",

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,10 +27,54 @@ from hayhooks.settings import HayhooksSettings
 # Tests need no network: Haystack's telemetry stays off here and in every server we start.
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
+# The loopback guard: this process and every Python process the tests start (through PYTHONPATH and
+# sitecustomize) refuse connections and name lookups outside 127.0.0.0/8 and ::1, and the test that
+# caused one fails. Subprocesses must inherit os.environ for it to reach them.
+NETGUARD_DIR = Path(__file__).parent / "netguard"
+sys.path.insert(0, str(NETGUARD_DIR))
+import sitecustomize as netguard  # noqa: E402 - the guard module, shared with subprocesses
+
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(NETGUARD_DIR), os.environ.get("PYTHONPATH", "")) if p
+)
+os.environ.setdefault(
+    netguard.ENV_LOG, str(Path(tempfile.mkdtemp(prefix="loopback-guard-")) / "violations.log")
+)
+netguard.install()
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_PIPELINES = FIXTURES / "pipelines"
 BROKEN_PIPELINES = FIXTURES / "broken"
 HAYHOOKS = str(Path(sys.executable).with_name("hayhooks"))
+
+
+@pytest.fixture(autouse=True)
+def loopback_guard() -> Iterator[None]:
+    """Fail the test if it, or any process it started, reached for a non-loopback address."""
+    log = Path(os.environ[netguard.ENV_LOG])
+    before = log.stat().st_size if log.exists() else 0
+    seen = len(netguard.violations)
+    yield
+    found = list(netguard.violations[seen:])
+    if log.exists() and log.stat().st_size > before:
+        with log.open(encoding="utf-8") as fh:
+            fh.seek(before)
+            found += [line.strip() for line in fh if line.strip()]
+    if found:
+        pytest.fail("network guard: non-loopback traffic attempted:\n" + "\n".join(dict.fromkeys(found)))
+
+
+def require_binary(name: str, package: str) -> str:
+    """Path of a system program the test needs; skip naming its Debian package, or fail under CI=true."""
+    path = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None
+    )
+    if path:
+        return path
+    message = f"needs `{name}` (Debian package `{package}`: apt-get install {package})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; .ci/run must install it")
+    pytest.skip(message)
 
 
 def free_port() -> int:
@@ -68,7 +113,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # noqa: BLE001 - e.g. connection refused while starting
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
@@ -134,11 +179,23 @@ def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Factory: a real ``hayhooks run`` subprocess on a free port, ready when returned."""
     started: list[LiveServer] = []
 
-    def start(pipelines_dir: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60) -> LiveServer:
+    def start(
+        pipelines_dir: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60
+    ) -> LiveServer:
         port = free_port()
         log_path = tmp_path / f"server-{port}.log"
         full_env = {**os.environ, "HAYHOOKS_LOG_LEVEL": "info", **(env or {})}
-        cmd = [HAYHOOKS, "run", "--host", "127.0.0.1", "--port", str(port), "--pipelines-dir", str(pipelines_dir), *args]
+        cmd = [
+            HAYHOOKS,
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--pipelines-dir",
+            str(pipelines_dir),
+            *args,
+        ]
         proc = subprocess.Popen(
             cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=full_env, start_new_session=True
         )
@@ -180,7 +237,9 @@ def live_app() -> Iterator[Callable[..., LiveServer]]:
     def start(pipelines_dir: Path, **settings: Any) -> LiveServer:
         port = free_port()
         app = create_app(HayhooksSettings(pipelines_dir=pipelines_dir, port=port, **settings))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))

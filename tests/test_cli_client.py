@@ -12,8 +12,7 @@ from hayhooks.cli.client import (
     resolve_base_url,
     server_url,
 )
-from hayhooks.cli.common import make_client
-from hayhooks.cli.common import build_settings
+from hayhooks.cli.common import build_settings, make_client
 
 
 @pytest.mark.parametrize(
@@ -47,16 +46,22 @@ def test_resolve_base_url(url, expected):
 
 def _env_isolated(monkeypatch, tmp_path, **env):
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for key in ("HAYHOOKS_HOST", "HAYHOOKS_PORT", "HAYHOOKS_ADMIN_TOKEN", "HAYHOOKS_WORKERS",
-                "HAYHOOKS_PIPELINES_DIR"):
+    for key in (
+        "HAYHOOKS_HOST",
+        "HAYHOOKS_PORT",
+        "HAYHOOKS_ADMIN_TOKEN",
+        "HAYHOOKS_WORKERS",
+        "HAYHOOKS_PIPELINES_DIR",
+    ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
 
 def test_make_client_uses_env_host_port_and_token(monkeypatch, tmp_path):
-    _env_isolated(monkeypatch, tmp_path, HAYHOOKS_HOST="0.0.0.0", HAYHOOKS_PORT="9999",
-                  HAYHOOKS_ADMIN_TOKEN="s3cret")
+    _env_isolated(
+        monkeypatch, tmp_path, HAYHOOKS_HOST="0.0.0.0", HAYHOOKS_PORT="9999", HAYHOOKS_ADMIN_TOKEN="s3cret"
+    )
     with make_client(None, None) as client:
         assert client.base_url == "http://127.0.0.1:9999"
         assert client._http.headers["authorization"] == "Bearer s3cret"
@@ -76,8 +81,7 @@ def test_make_client_reads_dotenv_and_defaults(monkeypatch, tmp_path):
 
 
 def test_build_settings_flags_override_env_and_unset_fall_back(monkeypatch, tmp_path):
-    _env_isolated(monkeypatch, tmp_path, HAYHOOKS_PORT="2000", HAYHOOKS_HOST="0.0.0.0",
-                  HAYHOOKS_WORKERS="3")
+    _env_isolated(monkeypatch, tmp_path, HAYHOOKS_PORT="2000", HAYHOOKS_HOST="0.0.0.0", HAYHOOKS_WORKERS="3")
     settings = build_settings({"port": 3000, "workers": "auto"})
     assert settings.port == 3000
     assert settings.workers == "auto"
@@ -126,7 +130,7 @@ def test_parse_sse_across_chunk_boundaries():
         "data: Hel",
         "lo\r",
         "\n\r\ndata: wor",
-        "ld\n\nevent: error\ndata: {\"detail\": \"boom\"}\n\n",
+        'ld\n\nevent: error\ndata: {"detail": "boom"}\n\n',
         "data: line1\ndata: line2\n\n",
         "data:no-space",
     ]

@@ -41,9 +41,22 @@ def test_version():
     [
         (["--help"], ["run", "status", "deploy", "pipeline", "mcp"]),
         (["pipeline", "--help"], ["deploy-files", "deploy-yaml", "undeploy", "run"]),
-        (["run", "--help"], ["--host", "--port", "--pipelines-dir", "--root-path", "--additional-python-path",
-                             "--reload", "--workers"]),
-        (["pipeline", "deploy-files", "--help"], ["--name", "--overwrite", "--skip-saving-files", "--url", "--token"]),
+        (
+            ["run", "--help"],
+            [
+                "--host",
+                "--port",
+                "--pipelines-dir",
+                "--root-path",
+                "--additional-python-path",
+                "--reload",
+                "--workers",
+            ],
+        ),
+        (
+            ["pipeline", "deploy-files", "--help"],
+            ["--name", "--overwrite", "--skip-saving-files", "--url", "--token"],
+        ),
         (["pipeline", "deploy-yaml", "--help"], ["--name", "--overwrite", "--description", "--no-save-file"]),
         (["deploy", "--help"], ["--name", "--overwrite", "--description", "--no-save-file"]),
         (["pipeline", "run", "--help"], ["--param", "--file", "--dir", "--stream"]),
@@ -78,12 +91,16 @@ def test_unreachable_server_from_env_host_port(monkeypatch, closed_port):
 
 def test_deploy_files_local_errors_exit_2_before_contacting_anything(tmp_path, closed_port):
     url = f"http://127.0.0.1:{closed_port}"  # nothing listens: reaching it would be exit 1
-    result = runner.invoke(app, ["pipeline", "deploy-files", "-n", "p", str(tmp_path / "missing"), "--url", url])
+    result = runner.invoke(
+        app, ["pipeline", "deploy-files", "-n", "p", str(tmp_path / "missing"), "--url", url]
+    )
     assert result.exit_code == 2
     assert "Pipeline folder not found" in result.stderr
 
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["pipeline", "deploy-files", "-n", "p", str(tmp_path / "empty"), "--url", url])
+    result = runner.invoke(
+        app, ["pipeline", "deploy-files", "-n", "p", str(tmp_path / "empty"), "--url", url]
+    )
     assert result.exit_code == 2
     assert "No pipeline_wrapper.py" in result.stderr
 

@@ -53,7 +53,11 @@ def test_parse_params_rejects_malformed(item):
 
 def test_form_fields_json_encodes_non_strings():
     assert form_fields({"q": "hi", "n": 3, "flags": [True], "none": None, "s": "3"}) == {
-        "q": "hi", "n": "3", "flags": "[true]", "none": "null", "s": "3",
+        "q": "hi",
+        "n": "3",
+        "flags": "[true]",
+        "none": "null",
+        "s": "3",
     }
 
 

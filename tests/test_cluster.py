@@ -20,8 +20,16 @@ def test_dead_and_stale_workers_are_pruned(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     now = time.time()
-    dead = {"id": f"{cluster.host}-{proc.pid}", "host": cluster.host, "pid": proc.pid, "generation": 1,
-            "version": 1, "pipelines": 0, "started_at": now, "updated_at": now}
+    dead = {
+        "id": f"{cluster.host}-{proc.pid}",
+        "host": cluster.host,
+        "pid": proc.pid,
+        "generation": 1,
+        "version": 1,
+        "pipelines": 0,
+        "started_at": now,
+        "updated_at": now,
+    }
     stale = {**dead, "id": "elsewhere-1", "host": "elsewhere", "pid": 1, "updated_at": now - 60}
     (tmp_path / f"{dead['id']}.json").write_text(json.dumps(dead))
     (tmp_path / "elsewhere-1.json").write_text(json.dumps(stale))
@@ -38,8 +46,16 @@ async def test_wait_for_reports_laggards_after_timeout(tmp_path):
 
 
 def _remote(cluster_dir, worker_id: str, updated_at: float) -> None:
-    state = {"id": worker_id, "host": "remote-host", "pid": 1, "generation": 1, "version": 1, "pipelines": 0,
-             "started_at": updated_at, "updated_at": updated_at}
+    state = {
+        "id": worker_id,
+        "host": "remote-host",
+        "pid": 1,
+        "generation": 1,
+        "version": 1,
+        "pipelines": 0,
+        "started_at": updated_at,
+        "updated_at": updated_at,
+    }
     (cluster_dir / f"{worker_id}.json").write_text(json.dumps(state))
 
 

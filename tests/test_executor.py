@@ -18,7 +18,9 @@ class W(BasePipelineWrapper):
 
 
 def pipeline() -> LoadedPipeline:
-    return LoadedPipeline("w", "wrapper", W(), PipelineSource("w", "wrapper", "/", "f"), frozenset({"run"}), None, "")
+    return LoadedPipeline(
+        "w", "wrapper", W(), PipelineSource("w", "wrapper", "/", "f"), frozenset({"run"}), None, ""
+    )
 
 
 async def test_sync_on_pool_async_on_loop():
@@ -34,8 +36,7 @@ async def test_early_stop_closes_sync_generator_on_the_pool():
 
     def gen():
         try:
-            for i in range(1000):
-                yield i
+            yield from range(1000)
         finally:
             closed.set()
 

@@ -1,8 +1,8 @@
 import sys
 
 import pytest
-
 from conftest import BROKEN_PIPELINES, SAMPLE_PIPELINES, copy_pipelines
+
 from hayhooks.errors import PipelineLoadError
 from hayhooks.pipelines.loader import Loader
 from hayhooks.pipelines.models import PipelineSource

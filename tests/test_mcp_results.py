@@ -78,7 +78,10 @@ def test_stream_kind_detects_generators_but_not_containers():
 
 
 def test_error_results_carry_a_readable_message():
-    assert results.error_result(PipelineNotFound("Pipeline 'x' not found")).content[0].text == "Pipeline 'x' not found"
+    assert (
+        results.error_result(PipelineNotFound("Pipeline 'x' not found")).content[0].text
+        == "Pipeline 'x' not found"
+    )
     err = results.error_result(ValueError("n must be positive"))
     assert err.is_error is True and err.content[0].text == "ValueError: n must be positive"
     with pytest.raises(ValidationError) as info:
@@ -88,7 +91,9 @@ def test_error_results_carry_a_readable_message():
 
 def _request(host: str, authorization: str | None = None) -> Request:
     headers = [(b"authorization", authorization.encode())] if authorization else []
-    return Request({"type": "http", "method": "POST", "path": "/mcp", "headers": headers, "server": (host, 1416)})
+    return Request(
+        {"type": "http", "method": "POST", "path": "/mcp", "headers": headers, "server": (host, 1416)}
+    )
 
 
 def _settings(**kw) -> HayhooksSettings:
@@ -123,4 +128,6 @@ def test_stdio_is_the_local_user_unless_deploys_are_disabled():
     with pytest.raises(Forbidden):
         check_admin(_settings(disable_runtime_deploy=True), "stdio", None)
     with pytest.raises(Forbidden):
-        check_admin(_settings(disable_runtime_deploy=True, admin_token="t"), "http", _request("127.0.0.1", "Bearer t"))
+        check_admin(
+            _settings(disable_runtime_deploy=True, admin_token="t"), "http", _request("127.0.0.1", "Bearer t")
+        )

@@ -23,17 +23,16 @@ import httpx
 import pytest
 import uvicorn
 from mcp import Client
-from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
+from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
 
 from hayhooks.settings import HayhooksSettings
 
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-
 
 
 def adder_files(doc: str = "Add two numbers.") -> dict[str, str]:
@@ -53,7 +52,12 @@ def running_server(pipelines_dir: Path, **overrides: Any) -> Iterator[SimpleName
 
     port = _free_port()
     settings = HayhooksSettings(
-        _env_file=None, host="127.0.0.1", port=port, pipelines_dir=pipelines_dir, poll_interval=0.2, **overrides
+        _env_file=None,
+        host="127.0.0.1",
+        port=port,
+        pipelines_dir=pipelines_dir,
+        poll_interval=0.2,
+        **overrides,
     )
     app = create_app(settings)
     server = uvicorn.Server(
@@ -68,7 +72,9 @@ def running_server(pipelines_dir: Path, **overrides: Any) -> Iterator[SimpleName
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
     try:
-        yield SimpleNamespace(base=base, mcp=f"{base}/mcp", sse=f"{base}/sse", app=app, service=app.state.service)
+        yield SimpleNamespace(
+            base=base, mcp=f"{base}/mcp", sse=f"{base}/sse", app=app, service=app.state.service
+        )
     finally:
         server.should_exit = True
         thread.join(15)
@@ -80,7 +86,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     shutil.copytree(FIXTURES, pipelines)
     with running_server(pipelines) as server:
         yield server
-
 
 
 async def wait_for_tools(client: Client, predicate: Any) -> set[str]:
@@ -235,7 +240,9 @@ async def test_deploy_and_undeploy_tools_on_a_loopback_server(srv):
         removed = await client.call_tool("undeploy_pipeline", {"name": "mcp_adder"})
         assert removed.is_error is False
         assert "mcp_adder" not in tool_names(await client.list_tools())
-        bad = await client.call_tool("deploy_pipeline", {"name": "bad", "files": {"pipeline_wrapper.py": "x = ("}})
+        bad = await client.call_tool(
+            "deploy_pipeline", {"name": "bad", "files": {"pipeline_wrapper.py": "x = ("}}
+        )
         assert bad.is_error is True
         assert "bad" not in tool_names(await client.list_tools())
 
@@ -311,12 +318,16 @@ def _client_with_token(url: str, token: str | None) -> Client:
 async def test_admin_token_guards_the_deploy_tools(tmp_path):
     with running_server(tmp_path / "pipelines", admin_token="s3cret") as server:
         async with _client_with_token(server.mcp, None) as anonymous:
-            refused = await anonymous.call_tool("deploy_pipeline", {"name": "guarded", "files": adder_files()})
+            refused = await anonymous.call_tool(
+                "deploy_pipeline", {"name": "guarded", "files": adder_files()}
+            )
             assert refused.is_error is True and "Bearer" in refused.content[0].text
             # reading needs no token
             assert (await anonymous.call_tool("get_all_pipeline_statuses", {})).is_error is False
         async with _client_with_token(server.mcp, "wrong") as wrong:
-            assert (await wrong.call_tool("deploy_pipeline", {"name": "guarded", "files": adder_files()})).is_error
+            assert (
+                await wrong.call_tool("deploy_pipeline", {"name": "guarded", "files": adder_files()})
+            ).is_error
         async with Client(sse_client(server.sse, headers={"Authorization": "Bearer s3cret"})) as admin_sse:
             ok = await admin_sse.call_tool("deploy_pipeline", {"name": "guarded", "files": adder_files()})
             assert ok.is_error is False, ok.content

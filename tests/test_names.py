@@ -11,7 +11,9 @@ def test_valid_names(name):
     assert validate_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "-x", "_x", "a/b", "a.b", "status", "STATUS", "v1", "mcp", "x" * 101, "é"])
+@pytest.mark.parametrize(
+    "name", ["", "-x", "_x", "a/b", "a.b", "status", "STATUS", "v1", "mcp", "x" * 101, "é"]
+)
 def test_invalid_names(name):
     with pytest.raises(InvalidInput):
         validate_name(name)
@@ -21,7 +23,9 @@ def test_relative_paths_are_normalised():
     assert validate_relative_path("a/./b.py") == PurePosixPath("a/b.py")
 
 
-@pytest.mark.parametrize("path", ["", "/abs", "../x", "a/../../x", "a\\b", ".env", "a/.git/config", "~/x", "a\x00b"])
+@pytest.mark.parametrize(
+    "path", ["", "/abs", "../x", "a/../../x", "a\\b", ".env", "a/.git/config", "~/x", "a\x00b"]
+)
 def test_escaping_paths_rejected(path):
     with pytest.raises(InvalidInput):
         validate_relative_path(path)

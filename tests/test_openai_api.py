@@ -25,8 +25,19 @@ from hayhooks.server.app import create_app
 from hayhooks.settings import HayhooksSettings
 
 OPENAI_PIPELINES = Path(__file__).parent / "fixtures" / "openai_pipelines"
-CHAT_PIPELINES = ["chat_sync", "chat_async", "chat_text", "tool_calls", "agent_events", "failing", "forever",
-                  "forever_sync", "prebuilt", "plain", "files_a"]
+CHAT_PIPELINES = [
+    "chat_sync",
+    "chat_async",
+    "chat_text",
+    "tool_calls",
+    "agent_events",
+    "failing",
+    "forever",
+    "forever_sync",
+    "prebuilt",
+    "plain",
+    "files_a",
+]
 
 
 class Server:
@@ -34,13 +45,17 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(HayhooksSettings(pipelines_dir=pipelines_dir, port=self.port, log_level="warning"))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="test-uvicorn")
         self.thread.start()
         wait_until(lambda: httpx.get(f"{self.url}/ready", timeout=2).status_code == 200, timeout=60)
 
     def client(self, v1: bool = True) -> OpenAI:
-        return OpenAI(base_url=f"{self.url}/v1" if v1 else self.url, api_key="unused", max_retries=0, timeout=30)
+        return OpenAI(
+            base_url=f"{self.url}/v1" if v1 else self.url, api_key="unused", max_retries=0, timeout=30
+        )
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -49,8 +64,9 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    pipelines = copy_pipelines(tmp_path_factory.mktemp("openai") / "pipelines", *CHAT_PIPELINES,
-                               source=OPENAI_PIPELINES)
+    pipelines = copy_pipelines(
+        tmp_path_factory.mktemp("openai") / "pipelines", *CHAT_PIPELINES, source=OPENAI_PIPELINES
+    )
     srv = Server(pipelines)
     yield srv
     srv.stop()
@@ -68,18 +84,29 @@ def ask(text: str) -> list[dict[str, Any]]:
 # -- models --------------------------------------------------------------------------------------
 def test_models_lists_chat_and_responses_pipelines_only(client: OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
-    assert {"chat_sync", "chat_async", "chat_text", "tool_calls", "agent_events", "prebuilt", "files_a"} <= ids
+    assert {
+        "chat_sync",
+        "chat_async",
+        "chat_text",
+        "tool_calls",
+        "agent_events",
+        "prebuilt",
+        "files_a",
+    } <= ids
     assert "plain" not in ids
     assert client.models.retrieve("chat_sync").owned_by == "hayhooks"
 
 
 # -- chat completions ----------------------------------------------------------------------------
-@pytest.mark.parametrize("model,expected", [
-    ("chat_sync", "Hello Ada, nice to meet you"),
-    ("chat_async", "Async hello Ada"),
-    ("chat_text", "Plain answer to Ada"),
-    ("prebuilt", "ready made"),
-])
+@pytest.mark.parametrize(
+    "model,expected",
+    [
+        ("chat_sync", "Hello Ada, nice to meet you"),
+        ("chat_async", "Async hello Ada"),
+        ("chat_text", "Plain answer to Ada"),
+        ("prebuilt", "ready made"),
+    ],
+)
 def test_chat_completion_non_streaming(client: OpenAI, model: str, expected: str) -> None:
     completion = client.chat.completions.create(model=model, messages=ask("Ada"))
     assert completion.object == "chat.completion"
@@ -93,15 +120,21 @@ def test_chat_completion_non_streaming(client: OpenAI, model: str, expected: str
         assert completion.id == "chatcmpl-ready" and completion.usage.total_tokens == 5
 
 
-@pytest.mark.parametrize("model,expected", [
-    ("chat_sync", "Hello Ada, nice to meet you"),
-    ("chat_async", "Async hello Ada"),
-    ("chat_text", "Plain answer to Ada"),
-    ("prebuilt", "ready made"),
-])
+@pytest.mark.parametrize(
+    "model,expected",
+    [
+        ("chat_sync", "Hello Ada, nice to meet you"),
+        ("chat_async", "Async hello Ada"),
+        ("chat_text", "Plain answer to Ada"),
+        ("prebuilt", "ready made"),
+    ],
+)
 def test_chat_completion_streaming(client: OpenAI, model: str, expected: str) -> None:
-    chunks = list(client.chat.completions.create(model=model, messages=ask("Ada"), stream=True,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model=model, messages=ask("Ada"), stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert len({c.id for c in chunks}) == 1
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -111,8 +144,9 @@ def test_chat_completion_streaming(client: OpenAI, model: str, expected: str) ->
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     if model == "chat_sync":
         assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1  # really streamed
-        reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
-                            for c in chunks if c.choices)
+        reasoning = "".join(
+            (c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices
+        )
         assert reasoning == "Thinking it over"
         assert chunks[-1].usage.prompt_tokens == 7 and chunks[-1].usage.total_tokens == 12
 
@@ -150,10 +184,14 @@ def test_agent_tool_calls_become_open_webui_events(server: Server) -> None:
     payloads = [json.loads(d) for d in datas[:-1]]
     events = [p["event"] for p in payloads if "event" in p]
     assert [e["type"] for e in events] == ["status", "status"]
-    assert events[0]["data"]["description"] == "Calling weather with Rome" and events[0]["data"]["done"] is False
+    assert (
+        events[0]["data"]["description"] == "Calling weather with Rome" and events[0]["data"]["done"] is False
+    )
     assert events[1]["data"] == {"description": "weather done", "done": True, "hidden": False}
     text = "".join(p["choices"][0]["delta"].get("content") or "" for p in payloads if p.get("choices"))
-    assert text.startswith('<details type="weather" done="true">\n<summary>Tool result</summary>\n\nsunny in Rome')
+    assert text.startswith(
+        '<details type="weather" done="true">\n<summary>Tool result</summary>\n\nsunny in Rome'
+    )
     assert text.endswith("The weather: sunny in Rome")
     # the hooks intercepted the tool call chunks: the client is not asked to run the tool
     assert not any(p["choices"][0]["delta"].get("tool_calls") for p in payloads if p.get("choices"))
@@ -173,9 +211,14 @@ def test_responses_non_streaming(client: OpenAI) -> None:
     assert client.responses.create(model="chat_text", input=items).output_text == "Plain answer to Cleo"
 
 
-@pytest.mark.parametrize("model,expected", [("chat_sync", "Hello Bob, nice to meet you"),
-                                            ("chat_async", "Async hello Bob"),
-                                            ("chat_text", "Plain answer to Bob")])
+@pytest.mark.parametrize(
+    "model,expected",
+    [
+        ("chat_sync", "Hello Bob, nice to meet you"),
+        ("chat_async", "Async hello Bob"),
+        ("chat_text", "Plain answer to Bob"),
+    ],
+)
 def test_responses_streaming_events(client: OpenAI, model: str, expected: str) -> None:
     events = list(client.responses.create(model=model, input="Bob", stream=True))
     types = [e.type for e in events]
@@ -206,9 +249,13 @@ def test_responses_function_calls(client: OpenAI) -> None:
 
 
 # -- Haystack's OpenAIChatGenerator as a client --------------------------------------------------
-@pytest.mark.parametrize("model,expected", [("chat_sync", "Hello Haystack, nice to meet you"),
-                                            ("chat_async", "Async hello Haystack")])
-def test_haystack_openai_chat_generator_streams_from_hayhooks(server: Server, model: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "model,expected",
+    [("chat_sync", "Hello Haystack, nice to meet you"), ("chat_async", "Async hello Haystack")],
+)
+def test_haystack_openai_chat_generator_streams_from_hayhooks(
+    server: Server, model: str, expected: str
+) -> None:
     received: list[str] = []
     generator = OpenAIChatGenerator(
         model=model,
@@ -217,8 +264,9 @@ def test_haystack_openai_chat_generator_streams_from_hayhooks(server: Server, mo
         streaming_callback=lambda chunk: received.append(chunk.content),
     )
     pipeline = Pipeline()
-    pipeline.add_component("prompt", ChatPromptBuilder(template=[ChatMessage.from_user("{{q}}")],
-                                                       required_variables=["q"]))
+    pipeline.add_component(
+        "prompt", ChatPromptBuilder(template=[ChatMessage.from_user("{{q}}")], required_variables=["q"])
+    )
     pipeline.add_component("llm", generator)
     pipeline.connect("prompt.prompt", "llm.messages")
     reply = pipeline.run({"prompt": {"q": "Haystack"}})["llm"]["replies"][0]
@@ -381,12 +429,18 @@ def test_files_routing_with_several_or_no_file_pipelines(tmp_path: Path) -> None
         with pytest.raises(openai.BadRequestError) as err:  # never "the first": ambiguous is an error
             client.files.create(file=("x.bin", b"\x00\x01"), purpose="assistants")
         assert "files_a" in err.value.body["message"] and "files_b" in err.value.body["message"]
-        by_form = client.files.create(file=("x.bin", b"\x00\x01"), purpose="assistants", extra_body={"model": "files_b"})
+        by_form = client.files.create(
+            file=("x.bin", b"\x00\x01"), purpose="assistants", extra_body={"model": "files_b"}
+        )
         assert by_form.id.startswith("file-b-") and by_form.purpose == "assistants"
-        by_query = client.files.create(file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "files_a"})
+        by_query = client.files.create(
+            file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "files_a"}
+        )
         assert by_query.id.startswith("file-a-")
         with pytest.raises(openai.APIStatusError) as err:
-            client.files.create(file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "chat_text"})
+            client.files.create(
+                file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "chat_text"}
+            )
         assert err.value.status_code == 501
         with pytest.raises(openai.NotFoundError):
             client.files.create(file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "ghost"})

@@ -22,7 +22,9 @@ def tool_delta(index: int, **kw) -> StreamingChunk:
 def test_tool_call_indices_stay_distinct_across_rounds_and_finish_reason() -> None:
     acc = ChatAccumulator("m")
     items = [
-        tool_delta(0, tool_name="a", id="c1"), tool_delta(0, arguments='{"x":'), tool_delta(0, arguments="1}"),
+        tool_delta(0, tool_name="a", id="c1"),
+        tool_delta(0, arguments='{"x":'),
+        tool_delta(0, arguments="1}"),
         StreamingChunk("", finish_reason="tool_calls"),
         StreamingChunk("", finish_reason="tool_call_results"),
         tool_delta(0, tool_name="b", id="c2", arguments="{}"),  # second round reuses index 0
@@ -31,13 +33,20 @@ def test_tool_call_indices_stay_distinct_across_rounds_and_finish_reason() -> No
     chunks = [c for item in items for c in acc.feed(item)]
     deltas = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks]
     assert [d["index"] for d in deltas] == [0, 0, 0, 1]
-    assert deltas[0] == {"index": 0, "id": "c1", "type": "function", "function": {"name": "a", "arguments": ""}}
+    assert deltas[0] == {
+        "index": 0,
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "a", "arguments": ""},
+    }
     assert "id" not in deltas[1] and deltas[1]["function"] == {"arguments": '{"x":'}
     final = acc.finish()
     assert final[0]["choices"][0]["finish_reason"] == "tool_calls"
     message = acc.completion()["choices"][0]["message"]
     assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]] == [
-        ("c1", "a", '{"x":1}'), ("c2", "b", "{}")]
+        ("c1", "a", '{"x":1}'),
+        ("c2", "b", "{}"),
+    ]
     assert message["content"] is None
 
 
@@ -47,7 +56,11 @@ def test_finish_reason_mapping_and_usage() -> None:
     acc.feed(StreamingChunk("", finish_reason="tool_call_results"))
     final, usage = acc.finish()
     assert final["choices"][0]["finish_reason"] == "stop"
-    assert usage["choices"] == [] and usage["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    assert usage["choices"] == [] and usage["usage"] == {
+        "prompt_tokens": 2,
+        "completion_tokens": 3,
+        "total_tokens": 5,
+    }
     acc = ChatAccumulator("m")
     acc.feed(StreamingChunk("cut", finish_reason="length"))
     assert acc.finish()[0]["choices"][0]["finish_reason"] == "length"
@@ -62,19 +75,34 @@ def test_finish_reason_mapping_and_usage() -> None:
 def test_response_events_in_order() -> None:
     acc = ResponseAccumulator("m", {"instructions": "be brief"})
     events = acc.start()
-    for item in [StreamingChunk("", index=0, reasoning=ReasoningContent(reasoning_text="hm")), "Hel", "lo",
-                 tool_delta(0, tool_name="f", id="c1", arguments='{"a":1}')]:
+    for item in [
+        StreamingChunk("", index=0, reasoning=ReasoningContent(reasoning_text="hm")),
+        "Hel",
+        "lo",
+        tool_delta(0, tool_name="f", id="c1", arguments='{"a":1}'),
+    ]:
         events += acc.feed(item)
     events += acc.finish()
     assert [name for name, _ in events] == [
-        "response.created", "response.in_progress",
-        "response.output_item.added", "response.reasoning_summary_part.added", "response.reasoning_summary_text.delta",
-        "response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.output_item.done",
-        "response.output_item.added", "response.content_part.added",
-        "response.output_text.delta", "response.output_text.delta",
-        "response.output_text.done", "response.content_part.done", "response.output_item.done",
-        "response.output_item.added", "response.function_call_arguments.delta",
-        "response.function_call_arguments.done", "response.output_item.done",
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
         "response.completed",
     ]
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
@@ -90,18 +118,30 @@ def test_request_helpers() -> None:
     messages = [
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "answer"},
-        {"role": "user", "content": [{"type": "text", "text": "look at"}, {"type": "image_url", "image_url": {}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "look at"}, {"type": "image_url", "image_url": {}}],
+        },
         {"role": "tool", "content": "x"},
     ]
     assert get_last_user_message(messages) == "look at"
     assert get_last_user_message([{"role": "system", "content": "s"}]) is None
     assert is_user_message(messages[0]) and not is_user_message(messages[1])
-    assert is_user_message(ChatMessage.from_user("u")) and get_last_user_message([ChatMessage.from_user("u")]) == "u"
+    assert (
+        is_user_message(ChatMessage.from_user("u"))
+        and get_last_user_message([ChatMessage.from_user("u")]) == "u"
+    )
 
     items = [
         {"type": "message", "role": "developer", "content": "rules"},
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "read it"},
-                                                       {"type": "input_file", "file_id": "file-1"}]},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "read it"},
+                {"type": "input_file", "file_id": "file-1"},
+            ],
+        },
         {"type": "function_call", "call_id": "c1", "name": "read", "arguments": '{"path": "a"}'},
         {"type": "function_call_output", "call_id": "c1", "output": "content of a"},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "it says a"}]},

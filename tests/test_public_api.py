@@ -14,5 +14,7 @@ def test_every_public_name_resolves():
 
 def test_importing_the_wrapper_base_stays_light():
     code = "import sys, hayhooks; from hayhooks import BasePipelineWrapper; print('fastapi' in sys.modules, 'mcp' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]

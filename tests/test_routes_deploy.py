@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import BROKEN_PIPELINES, SAMPLE_PIPELINES, copy_pipelines, read_folder
 
 ECHO_FILES = read_folder(SAMPLE_PIPELINES / "echo")
@@ -59,17 +58,25 @@ async def test_deploy_files_alias_and_nested_files(app_client, pipelines_dir):
 
 async def test_duplicate_deploy_is_409_and_overwrite_replaces(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
-    assert (await client.post("/deploy-files", json={"name": "v", "files": wrapper_returning("one")})).status_code == 200
+    assert (
+        await client.post("/deploy-files", json={"name": "v", "files": wrapper_returning("one")})
+    ).status_code == 200
     dup = await client.post("/deploy-files", json={"name": "v", "files": wrapper_returning("two")})
     assert dup.status_code == 409 and "already exists" in dup.json()["detail"]
     assert (await client.post("/v/run", json={})).json() == {"result": "one"}
-    r = await client.post("/deploy-files", json={"name": "v", "files": wrapper_returning("two"), "overwrite": True})
+    r = await client.post(
+        "/deploy-files", json={"name": "v", "files": wrapper_returning("two"), "overwrite": True}
+    )
     assert r.status_code == 200 and r.json()["action"] == "redeployed", r.text
     assert (await client.post("/v/run", json={})).json() == {"result": "two"}
-    assert list((pipelines_dir / ".hayhooks" / "archive").glob("v-*/v/pipeline_wrapper.py")), "old version archived"
+    assert list((pipelines_dir / ".hayhooks" / "archive").glob("v-*/v/pipeline_wrapper.py")), (
+        "old version archived"
+    )
 
 
-@pytest.mark.parametrize("broken", ["syntax_error", "import_error", "setup_raises", "no_class", "not_subclass"])
+@pytest.mark.parametrize(
+    "broken", ["syntax_error", "import_error", "setup_raises", "no_class", "not_subclass"]
+)
 async def test_failed_overwrite_keeps_old_version_serving_and_on_disk(app_client, pipelines_dir, broken):
     client = await app_client(pipelines_dir)
     await client.post("/deploy-files", json={"name": "keep", "files": wrapper_returning("old")})
@@ -89,14 +96,26 @@ async def test_failed_overwrite_keeps_old_version_serving_and_on_disk(app_client
 
 async def test_setup_error_reason_is_reported(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
-    r = await client.post("/deploy-files", json={"name": "s", "files": read_folder(BROKEN_PIPELINES / "setup_raises")})
+    r = await client.post(
+        "/deploy-files", json={"name": "s", "files": read_folder(BROKEN_PIPELINES / "setup_raises")}
+    )
     assert r.status_code == 422
     assert "setup() failed" in r.json()["detail"] and "the model file is missing" in r.json()["detail"]
     assert "Traceback" not in r.json()["detail"]
 
 
 @pytest.mark.parametrize(
-    "path", ["../escape.py", "/etc/passwd", "a/../../b.py", "..", "sub/../../x.py", "~/x.py", "a\\..\\b.py", ".hidden.py"]
+    "path",
+    [
+        "../escape.py",
+        "/etc/passwd",
+        "a/../../b.py",
+        "..",
+        "sub/../../x.py",
+        "~/x.py",
+        "a\\..\\b.py",
+        ".hidden.py",
+    ],
 )
 async def test_path_traversal_is_rejected(app_client, pipelines_dir, path):
     client = await app_client(pipelines_dir)
@@ -107,7 +126,9 @@ async def test_path_traversal_is_rejected(app_client, pipelines_dir, path):
     assert not (pipelines_dir / "trav").exists()
 
 
-@pytest.mark.parametrize("name", ["status", "docs", "v1", "health", "mcp", "deploy", "../x", "a b", "", "-lead", "x" * 101])
+@pytest.mark.parametrize(
+    "name", ["status", "docs", "v1", "health", "mcp", "deploy", "../x", "a b", "", "-lead", "x" * 101]
+)
 async def test_invalid_and_reserved_names_are_rejected(app_client, pipelines_dir, name):
     client = await app_client(pipelines_dir)
     r = await client.post("/deploy-files", json={"name": name, "files": wrapper_returning("x")})
@@ -123,7 +144,9 @@ async def test_missing_wrapper_file_is_rejected(app_client, pipelines_dir):
 
 async def test_save_files_false_serves_without_saving(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
-    r = await client.post("/deploy-files", json={"name": "temp", "files": wrapper_returning("t"), "save_files": False})
+    r = await client.post(
+        "/deploy-files", json={"name": "temp", "files": wrapper_returning("t"), "save_files": False}
+    )
     assert r.status_code == 200 and r.json()["saved"] is False
     assert (await client.post("/temp/run", json={})).json() == {"result": "t"}
     assert not (pipelines_dir / "temp").exists()
@@ -133,7 +156,9 @@ async def test_save_files_false_serves_without_saving(app_client, pipelines_dir)
 
 async def test_ephemeral_deploys_are_gone_after_restart(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
-    await client.post("/deploy-files", json={"name": "temp", "files": wrapper_returning("t"), "save_files": False})
+    await client.post(
+        "/deploy-files", json={"name": "temp", "files": wrapper_returning("t"), "save_files": False}
+    )
     await client.post("/deploy-files", json={"name": "kept", "files": wrapper_returning("k")})
     app = client.app  # type: ignore[attr-defined]
     await app.state.service.stop()
@@ -158,16 +183,24 @@ async def test_deploy_yaml_and_legacy_deploy(app_client, pipelines_dir):
 async def test_deploy_yaml_description_is_used(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
     source = "\n".join(
-        line for line in (SAMPLE_PIPELINES / "qa.yml").read_text().splitlines() if not line.startswith("description")
+        line
+        for line in (SAMPLE_PIPELINES / "qa.yml").read_text().splitlines()
+        if not line.startswith("description")
     )
-    r = await client.post("/deploy-yaml", json={"name": "described", "source_code": source, "description": "Custom words"})
+    r = await client.post(
+        "/deploy-yaml", json={"name": "described", "source_code": source, "description": "Custom words"}
+    )
     assert r.status_code == 200, r.text
     assert (await client.get("/status/described")).json()["description"] == "Custom words"
 
 
 @pytest.mark.parametrize(
     "source, fragment",
-    [("not: [valid", "invalid YAML"), ("components: {}\n", "inputs"), ((BROKEN_PIPELINES / "bad_inputs.yml").read_text(), "prompt.nope")],
+    [
+        ("not: [valid", "invalid YAML"),
+        ("components: {}\n", "inputs"),
+        ((BROKEN_PIPELINES / "bad_inputs.yml").read_text(), "prompt.nope"),
+    ],
 )
 async def test_bad_yaml_is_422(app_client, pipelines_dir, source, fragment):
     client = await app_client(pipelines_dir)
@@ -186,7 +219,9 @@ async def test_admin_token_required_when_set(app_client, pipelines_dir):
     client = await app_client(pipelines_dir, admin_token="s3cret")
     body = {"name": "t", "files": wrapper_returning("x")}
     assert (await client.post("/deploy-files", json=body)).status_code == 401
-    assert (await client.post("/deploy-files", json=body, headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (
+        await client.post("/deploy-files", json=body, headers={"Authorization": "Bearer wrong"})
+    ).status_code == 401
     r = await client.post("/deploy-files", json=body, headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 200, r.text
     assert (await client.post("/undeploy/t")).status_code == 401
@@ -203,7 +238,11 @@ async def test_deploy_closed_on_non_loopback_without_token(app_client, pipelines
 
 async def test_runtime_deploy_can_be_disabled(app_client, pipelines_dir):
     client = await app_client(pipelines_dir, disable_runtime_deploy=True, admin_token="t")
-    r = await client.post("/deploy-files", json={"name": "t", "files": wrapper_returning("x")}, headers={"Authorization": "Bearer t"})
+    r = await client.post(
+        "/deploy-files",
+        json={"name": "t", "files": wrapper_returning("x")},
+        headers={"Authorization": "Bearer t"},
+    )
     assert r.status_code == 403 and "disabled" in r.json()["detail"]
 
 
@@ -243,8 +282,20 @@ async def test_deploy_reports_workers_that_did_not_catch_up(app_client, pipeline
         # Another live worker (on another host) that keeps beating but never reaches a new generation.
         while True:
             now = time.time()
-            heartbeat.write_text(json.dumps({"id": "other-host-7", "host": "other-host", "pid": 7, "generation": 0,
-                                             "version": 0, "pipelines": 0, "started_at": now, "updated_at": now}))
+            heartbeat.write_text(
+                json.dumps(
+                    {
+                        "id": "other-host-7",
+                        "host": "other-host",
+                        "pid": 7,
+                        "generation": 0,
+                        "version": 0,
+                        "pipelines": 0,
+                        "started_at": now,
+                        "updated_at": now,
+                    }
+                )
+            )
             await asyncio.sleep(0.1)
 
     beating = asyncio.create_task(ghost())
@@ -279,7 +330,9 @@ def counting_wrapper(log_path: Path, value: str) -> dict[str, str]:
     }
 
 
-async def test_deploy_runs_setup_once_and_serves_files_next_to_the_wrapper(app_client, pipelines_dir, tmp_path):
+async def test_deploy_runs_setup_once_and_serves_files_next_to_the_wrapper(
+    app_client, pipelines_dir, tmp_path
+):
     log_path = tmp_path / "setups.log"
     client = await app_client(pipelines_dir)
     r = await client.post("/deploy-files", json={"name": "once", "files": counting_wrapper(log_path, "v1")})
@@ -287,7 +340,9 @@ async def test_deploy_runs_setup_once_and_serves_files_next_to_the_wrapper(app_c
     assert (await client.post("/once/run", json={})).json() == {"result": "v1"}
     assert log_path.read_text().splitlines() == [str(os.getpid())], "setup() runs once per process"
 
-    r = await client.post("/deploy-files", json={"name": "once", "files": counting_wrapper(log_path, "v2"), "overwrite": True})
+    r = await client.post(
+        "/deploy-files", json={"name": "once", "files": counting_wrapper(log_path, "v2"), "overwrite": True}
+    )
     assert r.status_code == 200, r.text
     assert (await client.post("/once/run", json={})).json() == {"result": "v2"}
     assert len(log_path.read_text().splitlines()) == 2

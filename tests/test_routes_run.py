@@ -22,7 +22,9 @@ async def test_missing_and_wrong_fields_are_422_and_server_keeps_serving(app_cli
     wrong = await client.post("/echo/run", json={"name": "x", "times": "many"})
     assert wrong.status_code == 422
     assert wrong.json()["detail"][0]["loc"] == ["times"]
-    garbage = await client.post("/echo/run", content=b"{not json", headers={"content-type": "application/json"})
+    garbage = await client.post(
+        "/echo/run", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert garbage.status_code == 422
     assert (await client.post("/echo/run", json={"name": "ok"})).json() == {"result": "Hello ok!"}
 
@@ -60,7 +62,10 @@ async def test_haystack_documents_in_and_out(app_client, pipelines_dir):
 
 async def test_chat_messages_in_to_dict_shape(app_client, pipelines_dir):
     client = await app_client(copy_pipelines(pipelines_dir, "chat_input"))
-    messages = [{"role": "system", "content": [{"text": "be loud"}]}, {"role": "user", "content": [{"text": "hi there"}]}]
+    messages = [
+        {"role": "system", "content": [{"text": "be loud"}]},
+        {"role": "user", "content": [{"text": "hi there"}]},
+    ]
     r = await client.post("/chat_input/run", json={"messages": messages})
     assert r.status_code == 200, r.text
     assert r.json()["result"]["content"] == [{"text": "HI THERE"}]
@@ -114,11 +119,18 @@ async def test_sse_stream_and_error_event(app_client, pipelines_dir):
 
 async def test_multipart_upload_with_json_form_fields(app_client, pipelines_dir):
     client = await app_client(copy_pipelines(pipelines_dir, "upload"))
-    files = [("files", ("a.txt", b"hello", "text/plain")), ("files", ("b.bin", b"\x00\x01\x02", "application/octet-stream"))]
+    files = [
+        ("files", ("a.txt", b"hello", "text/plain")),
+        ("files", ("b.bin", b"\x00\x01\x02", "application/octet-stream")),
+    ]
     data = {"options": json.dumps({"lang": "en", "n": 2}), "label": "123"}
     r = await client.post("/upload/run", files=files, data=data)
     assert r.status_code == 200, r.text
-    assert r.json()["result"] == {"files": {"a.txt": 5, "b.bin": 3}, "options": {"lang": "en", "n": 2}, "label": "123"}
+    assert r.json()["result"] == {
+        "files": {"a.txt": 5, "b.bin": 3},
+        "options": {"lang": "en", "n": 2},
+        "label": "123",
+    }
     # JSON without files still works for the same pipeline.
     r = await client.post("/upload/run", json={"options": {"x": 1}})
     assert r.json()["result"] == {"files": {}, "options": {"x": 1}, "label": ""}
@@ -241,7 +253,11 @@ async def test_admission_bound_answers_503_instead_of_queueing_forever(app_clien
     # Release the gate from outside the pool, then everything held completes.
     import sys
 
-    module = next(m for name, m in sys.modules.items() if name.startswith("hayhooks_pipeline_slow") and hasattr(m, "GATE"))
+    module = next(
+        m
+        for name, m in sys.modules.items()
+        if name.startswith("hayhooks_pipeline_slow") and hasattr(m, "GATE")
+    )
     module.GATE.set()
     assert [r.json()["result"] for r in await asyncio.gather(*held)] == ["done", "done"]
     assert (await client.post("/slow/run", json={"release": True})).status_code == 200

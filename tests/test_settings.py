@@ -31,5 +31,5 @@ def test_defaults_documented():
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
-    for name, field in HayhooksSettings.model_fields.items():
+    for name, _field in HayhooksSettings.model_fields.items():
         assert f"HAYHOOKS_{name.upper()}" in doc, f"HAYHOOKS_{name.upper()} is not documented"

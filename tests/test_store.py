@@ -41,7 +41,12 @@ def test_commit_is_atomic_bumps_generation_and_archives(store):
     with pytest.raises(PipelineExists):
         store.commit("p", store.stage_folder("p", WRAPPER), ephemeral=False, overwrite=False)
     assert list(store.staging.iterdir()) == []  # refused stage cleaned up
-    store.commit("p", store.stage_folder("p", {PurePosixPath("pipeline_wrapper.py"): "x = 2\n"}), ephemeral=False, overwrite=True)
+    store.commit(
+        "p",
+        store.stage_folder("p", {PurePosixPath("pipeline_wrapper.py"): "x = 2\n"}),
+        ephemeral=False,
+        overwrite=True,
+    )
     gen, (second,) = store.snapshot()
     assert gen == 2 and second.fingerprint != first.fingerprint
     assert len(list(store.archive.iterdir())) == 1

@@ -36,7 +36,11 @@ def two_llm_pipeline(first: Any = None, second: Any = None) -> Pipeline:
 
 
 def texts(items: list[Any]) -> str:
-    return "".join(i.content if isinstance(i, StreamingChunk) else i for i in items if isinstance(i, (str, StreamingChunk)))
+    return "".join(
+        i.content if isinstance(i, StreamingChunk) else i
+        for i in items
+        if isinstance(i, (str, StreamingChunk))
+    )
 
 
 async def collect_async(agen: Any) -> list[Any]:
@@ -44,8 +48,15 @@ async def collect_async(agen: Any) -> list[Any]:
 
 
 def test_public_names_are_exported() -> None:
-    for name in ["streaming_generator", "async_streaming_generator", "get_last_user_message", "is_user_message",
-                 "get_last_user_input_text", "chat_messages_from_openai_response", "PipelineEvent"]:
+    for name in [
+        "streaming_generator",
+        "async_streaming_generator",
+        "get_last_user_message",
+        "is_user_message",
+        "get_last_user_input_text",
+        "chat_messages_from_openai_response",
+        "PipelineEvent",
+    ]:
         assert name in streaming.__all__
         assert getattr(__import__("hayhooks"), name) is getattr(streaming, name)
 
@@ -67,10 +78,13 @@ def test_env_and_argument_choose_components(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HAYHOOKS_STREAMING_COMPONENTS", " llm ")
     assert texts(streaming_generator(pipeline, pipeline_run_args=run_args)) == "first x"
     # the argument overrides the environment
-    assert texts(streaming_generator(pipeline, pipeline_run_args=run_args, streaming_components=["llm2"])) == "second"
-    assert texts(streaming_generator(pipeline, pipeline_run_args=run_args, streaming_components="llm,llm2")) == (
-        "first xsecond"
+    assert (
+        texts(streaming_generator(pipeline, pipeline_run_args=run_args, streaming_components=["llm2"]))
+        == "second"
     )
+    assert texts(
+        streaming_generator(pipeline, pipeline_run_args=run_args, streaming_components="llm,llm2")
+    ) == ("first xsecond")
     with pytest.raises(ValueError, match="Unknown components"):
         list(streaming_generator(pipeline, pipeline_run_args=run_args, streaming_components=["ghost"]))
     with pytest.raises(ValueError, match="do not accept a streaming_callback"):
@@ -80,7 +94,9 @@ def test_env_and_argument_choose_components(monkeypatch: pytest.MonkeyPatch) -> 
 async def test_sync_and_async_generators_yield_the_same_items() -> None:
     pipeline = chat_pipeline(FakeChatGenerator(reply="a b c", reasoning="hmm", usage={"prompt_tokens": 1}))
     sync_items = list(streaming_generator(pipeline, pipeline_run_args={"query": "flat args"}))
-    async_items = await collect_async(async_streaming_generator(pipeline, pipeline_run_args={"query": "flat args"}))
+    async_items = await collect_async(
+        async_streaming_generator(pipeline, pipeline_run_args={"query": "flat args"})
+    )
     assert [c.to_dict() for c in sync_items] == [c.to_dict() for c in async_items]
     assert texts(sync_items) == "a b c"
     assert sync_items[0].reasoning.reasoning_text == "hmm"
@@ -89,7 +105,9 @@ async def test_sync_and_async_generators_yield_the_same_items() -> None:
 
 def test_user_streaming_callback_still_receives_chunks() -> None:
     seen: list[str] = []
-    pipeline = chat_pipeline(FakeChatGenerator(reply="x y", streaming_callback=lambda c: seen.append(c.content)))
+    pipeline = chat_pipeline(
+        FakeChatGenerator(reply="x y", streaming_callback=lambda c: seen.append(c.content))
+    )
     pipeline_sync = chat_pipeline(SyncFakeChatGenerator(reply="x y"))
     assert texts(streaming_generator(pipeline, pipeline_run_args={"query": "q"})) == "x y"
     assert "".join(seen) == "x y"
@@ -105,7 +123,9 @@ def test_pipelines_without_run_async_run_on_a_thread() -> None:
 
     pipeline = OldStylePipeline()
     pipeline.add_component("llm", FakeChatGenerator(reply="old style"))
-    items = list(streaming_generator(pipeline, pipeline_run_args={"llm": {"messages": [ChatMessage.from_user("q")]}}))
+    items = list(
+        streaming_generator(pipeline, pipeline_run_args={"llm": {"messages": [ChatMessage.from_user("q")]}})
+    )
     assert texts(items) == "old style"
 
 
@@ -138,8 +158,12 @@ async def test_agent_tool_call_hooks_and_pipeline_end(mode: str) -> None:
         calls.append(("end_pipeline", result["messages"][-1].text))
         return "<fin>"
 
-    kwargs = dict(pipeline_run_args={"messages": [ChatMessage.from_user("weather?")]},
-                  on_tool_call_start=start, on_tool_call_end=end, on_pipeline_end=finished)
+    kwargs = dict(
+        pipeline_run_args={"messages": [ChatMessage.from_user("weather?")]},
+        on_tool_call_start=start,
+        on_tool_call_end=end,
+        on_pipeline_end=finished,
+    )
     agent = weather_agent()
     if mode == "sync":
         items = list(streaming_generator(agent, **kwargs))
@@ -158,7 +182,9 @@ async def test_agent_tool_call_hooks_and_pipeline_end(mode: str) -> None:
 
 
 def test_without_hooks_tool_chunks_pass_through() -> None:
-    items = list(streaming_generator(weather_agent(), pipeline_run_args={"messages": [ChatMessage.from_user("w")]}))
+    items = list(
+        streaming_generator(weather_agent(), pipeline_run_args={"messages": [ChatMessage.from_user("w")]})
+    )
     deltas = [d for i in items for d in (i.tool_calls or [])]
     assert deltas[0].tool_name == "weather" and deltas[0].id == "call_7"
     assert json.loads("".join(d.arguments or "" for d in deltas)) == {"city": "Rome"}
@@ -168,8 +194,13 @@ def test_without_hooks_tool_chunks_pass_through() -> None:
 
 def test_on_reasoning_replaces_reasoning_chunks() -> None:
     pipeline = chat_pipeline(FakeChatGenerator(reply="ok", reasoning="deep thought"))
-    items = list(streaming_generator(pipeline, pipeline_run_args={"query": "q"},
-                                     on_reasoning=lambda text, extra: f"<think>{text}</think>"))
+    items = list(
+        streaming_generator(
+            pipeline,
+            pipeline_run_args={"query": "q"},
+            on_reasoning=lambda text, extra: f"<think>{text}</think>",
+        )
+    )
     assert items[0] == "<think>deep thought</think>"
     assert not any(isinstance(i, StreamingChunk) and i.reasoning for i in items)
 
@@ -245,7 +276,7 @@ def test_abandoning_the_sync_generator_cancels_the_run(generator: type, how: str
 
 
 # -- the same helpers behind POST /{name}/run (the lead's route) --------------------------------
-RUN_WRAPPER = '''
+RUN_WRAPPER = """
 from fixtures.fake_chat import FakeChatGenerator, chat_pipeline
 from hayhooks import BasePipelineWrapper, SSEStream, async_streaming_generator, streaming_generator
 from hayhooks.open_webui import create_status_event
@@ -256,15 +287,15 @@ class PipelineWrapper(BasePipelineWrapper):
         self.pipeline = chat_pipeline(FakeChatGenerator(reply="streamed to {user}"))
 
     {method}
-'''
+"""
 
 METHODS = {
     "sync_text": "def run_api(self, query: str):\n"
-                 "        return streaming_generator(self.pipeline, pipeline_run_args={'query': query})",
+    "        return streaming_generator(self.pipeline, pipeline_run_args={'query': query})",
     "async_text": "async def run_api_async(self, query: str):\n"
-                  "        return async_streaming_generator(self.pipeline, pipeline_run_args={'query': query})",
+    "        return async_streaming_generator(self.pipeline, pipeline_run_args={'query': query})",
     "sse": "def run_api(self, query: str):\n"
-           "        return SSEStream(streaming_generator(self.pipeline, pipeline_run_args={'query': query}))",
+    "        return SSEStream(streaming_generator(self.pipeline, pipeline_run_args={'query': query}))",
 }
 
 

@@ -50,7 +50,7 @@ class PipelineRunError(HayhooksError):
     status_code = 500
 
     @classmethod
-    def wrap(cls, pipeline: str, exc: BaseException) -> "PipelineRunError":
+    def wrap(cls, pipeline: str, exc: BaseException) -> PipelineRunError:
         """A wrapper's exception as a 500 that keeps Haystack's context (which component failed)."""
         component = getattr(exc, "component_name", None)
         where = f" in component '{component}'" if component else ""

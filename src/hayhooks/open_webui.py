@@ -53,7 +53,9 @@ class OpenWebUIEvent(PipelineEvent):
 
 def create_status_event(description: str, done: bool = False, hidden: bool = False) -> OpenWebUIEvent:
     """A status line above the message (a spinner until ``done``)."""
-    return OpenWebUIEvent(type="status", data=StatusEventData(description=description, done=done, hidden=hidden))
+    return OpenWebUIEvent(
+        type="status", data=StatusEventData(description=description, done=done, hidden=hidden)
+    )
 
 
 def create_message_event(content: str) -> OpenWebUIEvent:
@@ -80,7 +82,9 @@ def create_notification_event(
     content: str, notification_type: Literal["info", "success", "warning", "error"] = "info"
 ) -> OpenWebUIEvent:
     """A toast notification."""
-    return OpenWebUIEvent(type="notification", data=NotificationEventData(type=notification_type, content=content))
+    return OpenWebUIEvent(
+        type="notification", data=NotificationEventData(type=notification_type, content=content)
+    )
 
 
 def create_chat_title_event(title: str) -> OpenWebUIEvent:

@@ -23,7 +23,9 @@ class HayhooksSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(1416, description="Port of the HTTP server.")
     root_path: str = Field("", description="ASGI root path when served behind a proxy under a prefix.")
-    pipelines_dir: Path = Field(Path("pipelines"), description="The pipelines directory (created if missing).")
+    pipelines_dir: Path = Field(
+        Path("pipelines"), description="The pipelines directory (created if missing)."
+    )
     additional_python_path: Optional[str] = Field(
         None, description="Extra import path(s), os.pathsep-separated, added to sys.path for wrappers."
     )
@@ -40,7 +42,8 @@ class HayhooksSettings(BaseSettings):
         "with Retry-After; -1 = no bound.",
     )
     setup_timeout: float = Field(
-        300.0, description="Seconds a pipeline's setup() may take before it is reported as failed; 0 = no limit."
+        300.0,
+        description="Seconds a pipeline's setup() may take before it is reported as failed; 0 = no limit.",
     )
 
     # Runtime deploy and safety

@@ -41,8 +41,14 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 
 class HayhooksServer:
-    def __init__(self, pipelines_dir: Path, workdir: Optional[Path] = None, env: Optional[dict[str, str]] = None,
-                 args: tuple[str, ...] = (), port_flag: bool = True) -> None:
+    def __init__(
+        self,
+        pipelines_dir: Path,
+        workdir: Optional[Path] = None,
+        env: Optional[dict[str, str]] = None,
+        args: tuple[str, ...] = (),
+        port_flag: bool = True,
+    ) -> None:
         """``port_flag=False`` passes the port as HAYHOOKS_PORT instead of ``--port``."""
         self.pipelines_dir = Path(pipelines_dir)
         self.workdir = Path(workdir or self.pipelines_dir.parent)
@@ -55,8 +61,15 @@ class HayhooksServer:
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> HayhooksServer:
-        command = [*hayhooks_command(), "run", "--host", "127.0.0.1",
-                   "--pipelines-dir", str(self.pipelines_dir), *self.args]
+        command = [
+            *hayhooks_command(),
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--pipelines-dir",
+            str(self.pipelines_dir),
+            *self.args,
+        ]
         env = dict(self.extra_env)
         if self.port_flag:
             command += ["--port", str(self.port)]
@@ -64,7 +77,11 @@ class HayhooksServer:
             env["HAYHOOKS_PORT"] = str(self.port)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            command, cwd=self.workdir, env=clean_env(**env), stdout=self._log, stderr=subprocess.STDOUT,
+            command,
+            cwd=self.workdir,
+            env=clean_env(**env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + STARTUP_LIMIT
@@ -104,10 +121,15 @@ class HayhooksServer:
         self.stop()
 
 
-def run_cli(*args: str, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None,
-            timeout: float = 120.0) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess:
     """Run ``hayhooks ARGS...`` as a subprocess and capture its text output."""
     return subprocess.run(
-        [*hayhooks_command(), *args], cwd=cwd, env=clean_env(**(env or {})), capture_output=True, text=True,
+        [*hayhooks_command(), *args],
+        cwd=cwd,
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )

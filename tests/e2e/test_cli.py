@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from _server import HayhooksServer, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -43,13 +42,17 @@ def pipeline_names(server: HayhooksServer) -> list[str]:
 
 
 def ok(result) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
     assert "Traceback" not in result.stderr
     return result.stdout
 
 
 def failed(result, code: int = 1) -> str:
-    assert result.returncode == code, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == code, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
     assert "Traceback" not in result.stderr
     return result.stderr
 
@@ -76,7 +79,9 @@ def test_status_shows_pipelines_and_failures(server):
 
 
 def test_status_finds_server_from_env_without_url(server):
-    result = run_cli("status", cwd=server.workdir, env={"HAYHOOKS_HOST": "0.0.0.0", "HAYHOOKS_PORT": str(server.port)})
+    result = run_cli(
+        "status", cwd=server.workdir, env={"HAYHOOKS_HOST": "0.0.0.0", "HAYHOOKS_PORT": str(server.port)}
+    )
     assert "preloaded" in ok(result)
 
 
@@ -88,8 +93,20 @@ def test_deploy_files_then_run_with_typed_params(server):
     assert "Pipeline 'greeter' deployed" in out
     assert "greeter" in pipeline_names(server)
 
-    out = ok(cli(server, "pipeline", "run", "greeter", "--param", "name=Ann", "--param", "top_k=3",
-                 "--param", 'urls=["a", "b"]'))
+    out = ok(
+        cli(
+            server,
+            "pipeline",
+            "run",
+            "greeter",
+            "--param",
+            "name=Ann",
+            "--param",
+            "top_k=3",
+            "--param",
+            'urls=["a", "b"]',
+        )
+    )
     assert json.loads(out) == {
         "prompt": "Hi Ann! Top 3 of 2 url(s).",  # rendered from the nested templates/greeting.txt
         "top_k": 3,
@@ -129,12 +146,30 @@ def test_run_with_files_and_dirs_is_multipart(server, tmp_path):
     single = tmp_path / "single.md"
     single.write_text("# title")
 
-    out = ok(cli(server, "pipeline", "run", "inspector", "--file", str(single), "--dir", str(docs),
-                 "--param", "query=summarise", "--param", "top_k=2"))
+    out = ok(
+        cli(
+            server,
+            "pipeline",
+            "run",
+            "inspector",
+            "--file",
+            str(single),
+            "--dir",
+            str(docs),
+            "--param",
+            "query=summarise",
+            "--param",
+            "top_k=2",
+        )
+    )
     result = json.loads(out)
     assert result["query"] == "summarise"
     assert result["top_k"] == 2
-    assert [(f["name"], f["size"]) for f in result["files"]] == [("a.txt", 5), ("nested/b.bin", 3), ("single.md", 7)]
+    assert [(f["name"], f["size"]) for f in result["files"]] == [
+        ("a.txt", 5),
+        ("nested/b.bin", 3),
+        ("single.md", 7),
+    ]
     assert result["files"][0]["head"] == "hello"
 
 
@@ -146,7 +181,17 @@ def test_run_stream_plain_text(server):
 
 def test_run_stream_plain_text_failure_is_an_error(server):
     deploy(server, "streamer", "streamer_fail")
-    result = cli(server, "pipeline", "run", "streamer_fail", "-p", "text=one two three", "-p", "fail_after=2", "--stream")
+    result = cli(
+        server,
+        "pipeline",
+        "run",
+        "streamer_fail",
+        "-p",
+        "text=one two three",
+        "-p",
+        "fail_after=2",
+        "--stream",
+    )
     err = failed(result)
     assert result.stdout.startswith("<0:one><1:two>")  # what arrived before the failure
     assert "ended early" in err and "Cannot reach" not in err
@@ -174,7 +219,9 @@ def test_stream_flag_on_a_non_streaming_pipeline_prints_the_result(server):
 
 
 def test_deploy_yaml_run_undeploy(server, tmp_path):
-    out = ok(cli(server, "pipeline", "deploy-yaml", str(FIXTURES / "greet.yml"), "--description", "Greets people"))
+    out = ok(
+        cli(server, "pipeline", "deploy-yaml", str(FIXTURES / "greet.yml"), "--description", "Greets people")
+    )
     assert "Pipeline 'greet' deployed" in out  # the name defaults to the file stem
     assert (server.pipelines_dir / "greet.yml").exists()
 
@@ -235,7 +282,11 @@ def test_broken_wrapper_deploy_shows_the_reason(server):
 
 def test_unreachable_server(tmp_path):
     url = f"http://127.0.0.1:{free_port()}"
-    for args in (["status"], ["pipeline", "run", "x"], ["pipeline", "deploy-yaml", str(FIXTURES / "greet.yml")]):
+    for args in (
+        ["status"],
+        ["pipeline", "run", "x"],
+        ["pipeline", "deploy-yaml", str(FIXTURES / "greet.yml")],
+    ):
         result = run_cli(*args, "--url", url, cwd=tmp_path)
         err = failed(result)
         assert len(err.strip().splitlines()) == 1, err
@@ -249,7 +300,9 @@ def test_unreachable_server(tmp_path):
 def token_server(tmp_path_factory):
     """A server with an admin token, its port given only as HAYHOOKS_PORT (env fallback of `run`)."""
     root = tmp_path_factory.mktemp("cli_e2e_token")
-    srv = HayhooksServer(root / "pipelines", workdir=root, env={"HAYHOOKS_ADMIN_TOKEN": "s3cret"}, port_flag=False)
+    srv = HayhooksServer(
+        root / "pipelines", workdir=root, env={"HAYHOOKS_ADMIN_TOKEN": "s3cret"}, port_flag=False
+    )
     srv.start()
     yield srv
     srv.stop()
@@ -261,10 +314,19 @@ def test_admin_token(token_server):
 
     err = failed(cli(srv, "pipeline", "deploy-files", "-n", "echo", str(FIXTURES / "echo")))
     assert "401" in err and "HAYHOOKS_ADMIN_TOKEN" in err and "Hint" in err
-    err = failed(cli(srv, "pipeline", "deploy-files", "-n", "echo", str(FIXTURES / "echo"), "--token", "wrong"))
+    err = failed(
+        cli(srv, "pipeline", "deploy-files", "-n", "echo", str(FIXTURES / "echo"), "--token", "wrong")
+    )
     assert "401" in err
 
     deploy(srv, "echo", "echo", "--token", "s3cret")
-    result = run_cli("pipeline", "undeploy", "echo", "--url", srv.url, cwd=srv.workdir,
-                     env={"HAYHOOKS_ADMIN_TOKEN": "s3cret"})
+    result = run_cli(
+        "pipeline",
+        "undeploy",
+        "echo",
+        "--url",
+        srv.url,
+        cwd=srv.workdir,
+        env={"HAYHOOKS_ADMIN_TOKEN": "s3cret"},
+    )
     assert "Pipeline 'echo' undeployed" in ok(result)

@@ -19,10 +19,10 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
-from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.subscriptions import ToolsListChanged
+from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
 
 pytestmark = pytest.mark.e2e
 
@@ -46,15 +46,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-
 @contextmanager
 def mcp_run_http(pipelines_dir: Path, log_path: Path, **extra_env: str) -> Iterator[str]:
     """``hayhooks mcp run`` (http transport) on a free port; yields its base URL once healthy."""
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [HAYHOOKS, "mcp", "run", "--host", "127.0.0.1", "--port", str(port), "--pipelines-dir", str(pipelines_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env=env(**extra_env), start_new_session=True,
+            [
+                HAYHOOKS,
+                "mcp",
+                "run",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--pipelines-dir",
+                str(pipelines_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env(**extra_env),
+            start_new_session=True,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -110,7 +122,9 @@ async def test_stdio_serves_the_pipelines(tmp_path, mode):
         assert (await client.call_tool("noisy", {"text": "hi"})).content[0].text == "echo: hi"
         failed = await client.call_tool("broken_tool", {"n": 0})
         assert failed.is_error is True and "n must be positive" in failed.content[0].text
-        assert (await client.call_tool("shout", {"text": "still up"})).structured_content["shouted"] == "STILL UP"
+        assert (await client.call_tool("shout", {"text": "still up"})).structured_content[
+            "shouted"
+        ] == "STILL UP"
     assert progress == ["a ", "b "]
 
 
@@ -120,7 +134,10 @@ async def test_stdio_deploys_as_the_local_user_and_notifies(tmp_path):
     params = stdio_params(pipelines(tmp_path), HAYHOOKS_ADMIN_TOKEN="s3cret", HAYHOOKS_HOST="0.0.0.0")
     async with Client(params, mode="legacy", message_handler=notes) as client:
         assert "adder" not in tool_names(await client.list_tools())
-        deployed = await client.call_tool("deploy_pipeline", {"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
+        deployed = await client.call_tool(
+            "deploy_pipeline",
+            {"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}},
+        )
         assert deployed.is_error is False, deployed.content
         await notes.wait()
         assert "adder" in tool_names(await client.list_tools())
@@ -136,7 +153,13 @@ async def test_stdio_modern_session_listens_for_changes(tmp_path):
     async with Client(params) as client:
         assert client.protocol_version == "2026-07-28"
         async with client.listen(tools_list_changed=True) as subscription:
-            deployed = await client.call_tool("deploy_pipeline", {"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
+            deployed = await client.call_tool(
+                "deploy_pipeline",
+                {
+                    "name": "adder",
+                    "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")},
+                },
+            )
             assert deployed.is_error is False, deployed.content
             with anyio.fail_after(WAIT):
                 assert await subscription.__anext__() == ToolsListChanged()
@@ -146,7 +169,10 @@ async def test_stdio_modern_session_listens_for_changes(tmp_path):
 async def test_stdio_refuses_deploys_when_disabled(tmp_path):
     async with Client(stdio_params(pipelines(tmp_path), HAYHOOKS_DISABLE_RUNTIME_DEPLOY="true")) as client:
         assert "deploy_pipeline" not in tool_names(await client.list_tools())
-        refused = await client.call_tool("deploy_pipeline", {"name": "x", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
+        refused = await client.call_tool(
+            "deploy_pipeline",
+            {"name": "x", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}},
+        )
         assert refused.is_error is True and "disabled" in refused.content[0].text
 
 
@@ -164,7 +190,13 @@ async def test_mcp_run_http_follows_deploys_made_through_hayhooks_run(tmp_path, 
         ):
             assert tool_names(await session.list_tools()) == CORE | PIPELINE_TOOLS
             assert tool_names(await over_sse.list_tools()) == CORE | PIPELINE_TOOLS
-            response = await http.post("/deploy-files", json={"name": "shared_adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
+            response = await http.post(
+                "/deploy-files",
+                json={
+                    "name": "shared_adder",
+                    "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")},
+                },
+            )
             assert response.status_code == 200, response.text
             await notes.wait()
             assert "shared_adder" in tool_names(await session.list_tools())
@@ -181,7 +213,7 @@ async def test_workers_two_fresh_sessions_all_see_the_same_tools(tmp_path, hayho
     mcp_url = f"{server.url}/mcp"
     # /ready answers once one worker serves; wait (bounded) until both have joined the cluster.
     with anyio.fail_after(90):
-        while len(httpx.get(f"{server.url}/status", timeout=5).json()["workers"]) < 2:
+        while len(httpx.get(f"{server.url}/status", timeout=5).json()["workers"]) < 2:  # noqa: ASYNC210
             await anyio.sleep(0.2)
 
     async def fresh_sessions(expected: set[str], call: tuple[str, dict[str, Any], str] | None = None) -> None:
@@ -194,7 +226,13 @@ async def test_workers_two_fresh_sessions_all_see_the_same_tools(tmp_path, hayho
 
     await fresh_sessions(CORE | PIPELINE_TOOLS, ("shout", {"text": "w"}, '{"shouted": "W", "length": 1}'))
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-        response = await http.post("/deploy-files", json={"name": "adder", "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")}})
+        response = await http.post(
+            "/deploy-files",
+            json={
+                "name": "adder",
+                "files": {"pipeline_wrapper.py": ADDER.replace("{doc}", "Add two numbers.")},
+            },
+        )
         assert response.status_code == 200, response.text
         assert response.json()["workers"] == 2  # both workers confirmed before the deploy returned
     await fresh_sessions(CORE | PIPELINE_TOOLS | {"adder"}, ("adder", {"a": 2, "b": 2}, "4"))

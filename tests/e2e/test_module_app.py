@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import SAMPLE_PIPELINES, copy_pipelines, free_port, read_folder, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -43,13 +42,19 @@ def test_module_level_app_with_workers(command, pipelines_dir, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         workers = wait_until(
-            lambda: (w := _CLIENT.get(f"{url}/status").json()["workers"]) and len(w) == 2 and all(x["in_sync"] for x in w),
+            lambda: (
+                (w := _CLIENT.get(f"{url}/status").json()["workers"])
+                and len(w) == 2
+                and all(x["in_sync"] for x in w)
+            ),
             timeout=90,
         )
         assert workers
         statuses = [_CLIENT.get(f"{url}/status").json() for _ in range(20)]
         assert all(s["pipelines"] == ["echo"] for s in statuses)
-        r = _CLIENT.post(f"{url}/deploy-files", json={"name": "echo2", "files": read_folder(SAMPLE_PIPELINES / "echo")})
+        r = _CLIENT.post(
+            f"{url}/deploy-files", json={"name": "echo2", "files": read_folder(SAMPLE_PIPELINES / "echo")}
+        )
         assert r.status_code == 200 and r.json()["workers"] == 2, r.text + log.read_text()
         for _ in range(30):
             assert _CLIENT.post(f"{url}/echo2/run", json={"name": "w"}).json() == {"result": "Hello w!"}

@@ -12,7 +12,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -46,10 +45,12 @@ def spread(method: str, url: str, count: int, **kwargs) -> list[httpx.Response]:
 
 def live_workers(url: str, expected: int) -> list[dict]:
     return wait_until(
-        lambda: (w := fresh("GET", f"{url}/status").json()["workers"])
-        and len(w) == expected
-        and all(x["in_sync"] for x in w)
-        and w,
+        lambda: (
+            (w := fresh("GET", f"{url}/status").json()["workers"])
+            and len(w) == expected
+            and all(x["in_sync"] for x in w)
+            and w
+        ),
         timeout=60,
     )
 
@@ -90,10 +91,13 @@ def test_deploy_and_undeploy_reach_every_worker(hayhooks_server, pipelines_dir):
     assert len({s.text for s in schemas}) == 1
 
     # A chat pipeline appears in /v1/models on every worker too.
-    chat = {"pipeline_wrapper.py": whoami("chat")["pipeline_wrapper.py"] + (
-        "    def run_chat_completion(self, model: str, messages: list, body: dict) -> str:\n"
-        "        return 'hi'\n"
-    )}
+    chat = {
+        "pipeline_wrapper.py": whoami("chat")["pipeline_wrapper.py"]
+        + (
+            "    def run_chat_completion(self, model: str, messages: list, body: dict) -> str:\n"
+            "        return 'hi'\n"
+        )
+    }
     assert deploy(server.url, "chatty", chat).status_code == 200
     models = spread("GET", f"{server.url}/v1/models", 20)
     assert all([m["id"] for m in r.json()["data"]] == ["chatty"] for r in models)
@@ -137,7 +141,7 @@ def test_overwrite_under_load_loses_nothing(hayhooks_server, pipelines_dir):
     assert {v for _, v in results} == {"old", "new"}
     # Once the deploy call returned, nobody is served the old version (allow the requests that
     # were already in flight when it returned: at most one per client thread).
-    tail = [v for _, v in results[after_deploy + len(threads):]]
+    tail = [v for _, v in results[after_deploy + len(threads) :]]
     assert tail and set(tail) == {"new"}
 
 
@@ -164,11 +168,13 @@ def test_killed_worker_does_not_hang_a_deploy_and_its_replacement_catches_up(hay
     assert elapsed < 20, "a dead worker must not block the deploy until the timeout"
     # uvicorn's supervisor replaces the dead worker; the new one loads the current state.
     workers = wait_until(
-        lambda: (w := fresh("GET", f"{server.url}/status").json()["workers"])
-        and len(w) == 2
-        and all(x["in_sync"] and x["pipelines"] == 1 for x in w)
-        and victim not in {int(x["id"].rsplit("-", 1)[1]) for x in w}
-        and w,
+        lambda: (
+            (w := fresh("GET", f"{server.url}/status").json()["workers"])
+            and len(w) == 2
+            and all(x["in_sync"] and x["pipelines"] == 1 for x in w)
+            and victim not in {int(x["id"].rsplit("-", 1)[1]) for x in w}
+            and w
+        ),
         timeout=60,
     )
     responses = spread("POST", f"{server.url}/after_kill/run", 40, json={})
@@ -189,7 +195,11 @@ def test_two_instances_sharing_a_directory_converge(hayhooks_server, pipelines_d
     r = fresh("POST", f"{b.url}/undeploy/shared")
     assert r.status_code == 200
     assert fresh("POST", f"{a.url}/shared/run", json={}).status_code == 404
-    assert fresh("GET", f"{a.url}/status").json()["pipelines"] == fresh("GET", f"{b.url}/status").json()["pipelines"] == []
+    assert (
+        fresh("GET", f"{a.url}/status").json()["pipelines"]
+        == fresh("GET", f"{b.url}/status").json()["pipelines"]
+        == []
+    )
 
 
 def test_hand_copied_pipeline_reaches_instances_by_polling(hayhooks_server, pipelines_dir):
@@ -199,7 +209,11 @@ def test_hand_copied_pipeline_reaches_instances_by_polling(hayhooks_server, pipe
     folder.mkdir()
     (folder / "pipeline_wrapper.py").write_text(whoami("by-hand")["pipeline_wrapper.py"])
     for server in (a, b):
-        wait_until(lambda: fresh("POST", f"{server.url}/copied/run", json={}).status_code == 200, timeout=2.5, interval=0.1)
+        wait_until(
+            lambda server=server: fresh("POST", f"{server.url}/copied/run", json={}).status_code == 200,
+            timeout=2.5,
+            interval=0.1,
+        )
 
 
 def test_reload_mode_picks_up_edits_quickly(hayhooks_server, pipelines_dir):

@@ -151,9 +151,7 @@ class StreamEvent:
 class HayhooksClient:
     """Synchronous client for one Hayhooks server."""
 
-    def __init__(
-        self, base_url: str, token: Optional[str] = None, timeout: Optional[float] = None
-    ) -> None:
+    def __init__(self, base_url: str, token: Optional[str] = None, timeout: Optional[float] = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = timeout
@@ -208,18 +206,31 @@ class HayhooksClient:
         return body
 
     def deploy_files(
-        self, name: str, files: dict[str, str], *, overwrite: bool = False, save_files: bool = True,
+        self,
+        name: str,
+        files: dict[str, str],
+        *,
+        overwrite: bool = False,
+        save_files: bool = True,
         extra: Optional[dict[str, Any]] = None,
     ) -> Any:
         payload: dict[str, Any] = {
-            "name": name, "files": files, "overwrite": overwrite, "save_files": save_files
+            "name": name,
+            "files": files,
+            "overwrite": overwrite,
+            "save_files": save_files,
         }
         payload.update(extra or {})
         return self._request("POST", "/deploy-files", json=payload)
 
     def deploy_yaml(
-        self, name: str, source_code: str, *, overwrite: bool = False,
-        description: Optional[str] = None, save_file: bool = True,
+        self,
+        name: str,
+        source_code: str,
+        *,
+        overwrite: bool = False,
+        description: Optional[str] = None,
+        save_file: bool = True,
         extra: Optional[dict[str, Any]] = None,
     ) -> Any:
         payload: dict[str, Any] = {
@@ -235,9 +246,7 @@ class HayhooksClient:
     def undeploy(self, name: str) -> Any:
         return self._request("POST", f"/undeploy/{_quote(name)}")
 
-    def run(
-        self, name: str, params: dict[str, Any], files: Optional[list[UploadFile]] = None
-    ) -> Any:
+    def run(self, name: str, params: dict[str, Any], files: Optional[list[UploadFile]] = None) -> Any:
         path = f"/{_quote(name)}/run"
         if not files:
             return self._request("POST", path, json=params)
@@ -302,9 +311,7 @@ def _decode(response: httpx.Response) -> Any:
 
 def form_fields(params: dict[str, Any]) -> dict[str, str]:
     """Params as multipart form fields: strings as they are, anything else JSON-encoded."""
-    return {
-        key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()
-    }
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
 
 
 class _open_uploads:
@@ -357,7 +364,7 @@ def parse_sse(chunks: Iterator[str]) -> Iterator[StreamEvent]:
             cut = _line_end(buffer)
             if cut is None:
                 break
-            line, buffer = buffer[: cut[0]], buffer[cut[1]:]
+            line, buffer = buffer[: cut[0]], buffer[cut[1] :]
             if line == "":
                 item = dispatch()
                 if item is not None:

@@ -110,7 +110,9 @@ def collect_pipeline_files(folder: Path | str) -> dict[str, str]:
     return files
 
 
-def collect_upload_files(files: Iterable[Path | str] = (), dirs: Iterable[Path | str] = ()) -> list[UploadFile]:
+def collect_upload_files(
+    files: Iterable[Path | str] = (), dirs: Iterable[Path | str] = ()
+) -> list[UploadFile]:
     """The files of a multipart ``run``: each ``--file`` as is, each ``--dir`` walked recursively.
 
     A ``--file`` is sent under its file name; a file found in a ``--dir`` under its path relative to

@@ -39,8 +39,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", "-V", help="Show the version and exit.", callback=_version_callback,
-                     is_eager=True),
+        typer.Option(
+            "--version", "-V", help="Show the version and exit.", callback=_version_callback, is_eager=True
+        ),
     ] = False,
 ) -> None:
     """Hayhooks: Haystack pipelines as HTTP, OpenAI-compatible and MCP APIs."""
@@ -52,25 +53,40 @@ def _root(
 @app.command("run")
 def run(
     host: Annotated[
-        Optional[str], typer.Option("--host", help="Address to bind to. \\[env: HAYHOOKS_HOST; default: 127.0.0.1]",
-                                    show_default=False)
+        Optional[str],
+        typer.Option(
+            "--host",
+            help="Address to bind to. \\[env: HAYHOOKS_HOST; default: 127.0.0.1]",
+            show_default=False,
+        ),
     ] = None,
     port: Annotated[
-        Optional[int], typer.Option("--port", help="Port to listen on. \\[env: HAYHOOKS_PORT; default: 1416]",
-                                    show_default=False)
+        Optional[int],
+        typer.Option(
+            "--port", help="Port to listen on. \\[env: HAYHOOKS_PORT; default: 1416]", show_default=False
+        ),
     ] = None,
     pipelines_dir: PipelinesDirOption = None,
     root_path: Annotated[
         Optional[str],
-        typer.Option("--root-path", help="ASGI root path when served behind a proxy under a prefix. "
-                     "\\[env: HAYHOOKS_ROOT_PATH]", show_default=False),
+        typer.Option(
+            "--root-path",
+            help="ASGI root path when served behind a proxy under a prefix. \\[env: HAYHOOKS_ROOT_PATH]",
+            show_default=False,
+        ),
     ] = None,
     additional_python_path: AdditionalPythonPathOption = None,
-    reload: Annotated[bool, typer.Option("--reload", help="Reload changed pipelines within 0.25 s (development).")] = False,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Reload changed pipelines within 0.25 s (development).")
+    ] = False,
     workers: Annotated[
         Optional[str],
-        typer.Option("--workers", metavar="N|auto", help="Worker processes: a number or `auto` (usable cores). "
-                     "\\[env: HAYHOOKS_WORKERS; default: 1]", show_default=False),
+        typer.Option(
+            "--workers",
+            metavar="N|auto",
+            help="Worker processes: a number or `auto` (usable cores). \\[env: HAYHOOKS_WORKERS; default: 1]",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Start the Hayhooks server. Flags override HAYHOOKS_* environment variables and .env."""

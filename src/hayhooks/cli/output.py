@@ -138,7 +138,9 @@ def confirmation(action: str, name: str, body: Any) -> None:
             if value:
                 warnings.extend(value if isinstance(value, list) else [value])
         if body.get("success") is False:
-            warnings.append(str(body.get("message") or body.get("detail") or "the server reported no success"))
+            warnings.append(
+                str(body.get("message") or body.get("detail") or "the server reported no success")
+            )
     line = Text.assemble(("✔ ", "bold green"), f"Pipeline '{name}' {action}")
     if extras:
         line.append(f" ({'; '.join(extras)})", style="dim")
@@ -154,7 +156,9 @@ def _cell(value: Any) -> Text:
 def status_view(base_url: str, status: dict[str, Any]) -> None:
     """Render ``GET /status``: a headline, the pipelines, the failed ones and the workers."""
     headline = Text.assemble(
-        ("Hayhooks server at ", "bold"), (base_url, "bold cyan"), (f": {status.get('status', 'unknown')}", "bold green")
+        ("Hayhooks server at ", "bold"),
+        (base_url, "bold cyan"),
+        (f": {status.get('status', 'unknown')}", "bold green"),
     )
     facts = []
     if status.get("generation") is not None:
@@ -178,11 +182,16 @@ def status_view(base_url: str, status: dict[str, Any]) -> None:
         table = Table(title=f"Pipelines ({len(rows)})", title_justify="left", expand=False)
         table.add_column("Name", style="bold cyan", no_wrap=True)
         columns = [
-            ("type", "Type"), ("capabilities", "Capabilities"), ("origin", "Origin"),
-            ("description", "Description"), ("source", "Source"),
+            ("type", "Type"),
+            ("capabilities", "Capabilities"),
+            ("origin", "Origin"),
+            ("description", "Description"),
+            ("source", "Source"),
         ]
-        shown = [(key, title) for key, title in columns if any(r.get(key) not in (None, "", []) for r in rows)]
-        for key, title in shown:
+        shown = [
+            (key, title) for key, title in columns if any(r.get(key) not in (None, "", []) for r in rows)
+        ]
+        for _key, title in shown:
             table.add_column(title, overflow="fold")
         for row in rows:
             table.add_row(_cell(row.get("name")), *[_cell(row.get(key)) for key, _ in shown])

@@ -37,7 +37,8 @@ def deploy_files(
     pipeline_dir: Annotated[
         Path,
         typer.Argument(
-            metavar="DIR", help="Folder with pipeline_wrapper.py and any other files it needs.",
+            metavar="DIR",
+            help="Folder with pipeline_wrapper.py and any other files it needs.",
             show_default=False,
         ),
     ],
@@ -55,14 +56,16 @@ def deploy_files(
     description: Annotated[
         Optional[str],
         typer.Option(
-            "--description", help="Accepted for Hayhooks 2.x compatibility; the wrapper's docstrings describe it.",
+            "--description",
+            help="Accepted for Hayhooks 2.x compatibility; the wrapper's docstrings describe it.",
             hidden=True,
         ),
     ] = None,
     skip_mcp: Annotated[
         bool,
         typer.Option(
-            "--skip-mcp", help="Accepted for Hayhooks 2.x compatibility; set `skip_mcp = True` in the wrapper.",
+            "--skip-mcp",
+            help="Accepted for Hayhooks 2.x compatibility; set `skip_mcp = True` in the wrapper.",
             hidden=True,
         ),
     ] = False,
@@ -86,20 +89,28 @@ def deploy_files(
 
 def deploy_yaml_command(
     yaml_file: Annotated[
-        Path, typer.Argument(metavar="FILE", help="Pipeline YAML (Pipeline.dumps() with inputs/outputs).",
-                       show_default=False)
+        Path,
+        typer.Argument(
+            metavar="FILE", help="Pipeline YAML (Pipeline.dumps() with inputs/outputs).", show_default=False
+        ),
     ],
     name: Annotated[
         Optional[str],
-        typer.Option("--name", "-n", help="Name of the pipeline. Default: the file name without extension.",
-                     show_default=False),
+        typer.Option(
+            "--name",
+            "-n",
+            help="Name of the pipeline. Default: the file name without extension.",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", "-o", help="Replace a pipeline that already has this name.")
     ] = False,
     description: Annotated[
-        Optional[str], typer.Option("--description", help="Description shown in status, OpenAPI and MCP.",
-                                    show_default=False)
+        Optional[str],
+        typer.Option(
+            "--description", help="Description shown in status, OpenAPI and MCP.", show_default=False
+        ),
     ] = None,
     save_file: Annotated[
         bool,
@@ -111,7 +122,8 @@ def deploy_yaml_command(
     skip_mcp: Annotated[
         bool,
         typer.Option(
-            "--skip-mcp", help="Accepted for Hayhooks 2.x compatibility; not supported for YAML pipelines.",
+            "--skip-mcp",
+            help="Accepted for Hayhooks 2.x compatibility; not supported for YAML pipelines.",
             hidden=True,
         ),
     ] = False,
@@ -126,7 +138,10 @@ def deploy_yaml_command(
         source_code = _read_yaml(yaml_file)
         with make_client(url, token) as client, progress(f"Deploying '{pipeline_name}'..."):
             body = client.deploy_yaml(
-                pipeline_name, source_code, overwrite=overwrite, description=description,
+                pipeline_name,
+                source_code,
+                overwrite=overwrite,
+                description=description,
                 save_file=save_file,
             )
     confirmation("deployed", pipeline_name, body)
@@ -155,7 +170,9 @@ pipeline_app.command("deploy-yaml")(deploy_yaml_command)
 
 @pipeline_app.command("undeploy")
 def undeploy(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the pipeline to remove.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Name of the pipeline to remove.", show_default=False)
+    ],
     force: Annotated[
         bool, typer.Option("--force", help="Succeed even when no pipeline has this name.")
     ] = False,
@@ -180,12 +197,16 @@ def undeploy(
 
 @pipeline_app.command("run")
 def run_pipeline(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the deployed pipeline.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Name of the deployed pipeline.", show_default=False)
+    ],
     param: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--param", "-p", metavar="KEY=VALUE",
-            help="A run argument; VALUE is JSON when it parses (3, true, [\"a\"], {\"k\": 1}), "
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help='A run argument; VALUE is JSON when it parses (3, true, ["a"], {"k": 1}), '
             "else a string. Repeatable.",
             show_default=False,
         ),
@@ -196,8 +217,12 @@ def run_pipeline(
     ] = None,
     directory: Annotated[
         Optional[list[Path]],
-        typer.Option("--dir", "-d", help="Upload every file in this folder, recursively. Repeatable.",
-                     show_default=False),
+        typer.Option(
+            "--dir",
+            "-d",
+            help="Upload every file in this folder, recursively. Repeatable.",
+            show_default=False,
+        ),
     ] = None,
     stream: Annotated[
         bool, typer.Option("--stream", "-s", help="Print the answer as it arrives (streaming pipelines).")

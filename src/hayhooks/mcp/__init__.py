@@ -32,6 +32,7 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'hayhooks.mcp' has no attribute {name!r}")
 
+
 MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"

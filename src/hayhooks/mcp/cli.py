@@ -39,19 +39,28 @@ class TransportChoice(str, Enum):
 def run(
     host: Annotated[
         Optional[str],
-        typer.Option("--host", help="Address to bind to (http transport). \\[env: HAYHOOKS_MCP_HOST; "
-                     "default: 127.0.0.1]", show_default=False),
+        typer.Option(
+            "--host",
+            help="Address to bind to (http transport). \\[env: HAYHOOKS_MCP_HOST; default: 127.0.0.1]",
+            show_default=False,
+        ),
     ] = None,
     port: Annotated[
         Optional[int],
-        typer.Option("--port", help="Port to listen on (http transport). \\[env: HAYHOOKS_MCP_PORT; default: 1417]",
-                     show_default=False),
+        typer.Option(
+            "--port",
+            help="Port to listen on (http transport). \\[env: HAYHOOKS_MCP_PORT; default: 1417]",
+            show_default=False,
+        ),
     ] = None,
     pipelines_dir: PipelinesDirOption = None,
     transport: Annotated[
         TransportChoice,
-        typer.Option("--transport", help="`http`: Streamable HTTP at /mcp plus SSE at /sse and /messages/. "
-                     "`stdio`: for MCP clients that launch the server as a command."),
+        typer.Option(
+            "--transport",
+            help="`http`: Streamable HTTP at /mcp plus SSE at /sse and /messages/. "
+            "`stdio`: for MCP clients that launch the server as a command.",
+        ),
     ] = TransportChoice.http,
     additional_python_path: AdditionalPythonPathOption = None,
 ) -> None:
@@ -67,8 +76,12 @@ def run(
         _serve_http(settings)
 
 
-def _settings(host: Optional[str], port: Optional[int], pipelines_dir: Optional[Path],
-              additional_python_path: Optional[str]) -> Any:
+def _settings(
+    host: Optional[str],
+    port: Optional[int],
+    pipelines_dir: Optional[Path],
+    additional_python_path: Optional[str],
+) -> Any:
     from hayhooks.cli.common import build_settings
 
     flags = {"pipelines_dir": pipelines_dir, "additional_python_path": additional_python_path}
@@ -98,7 +111,9 @@ def build_http_app(settings: Any) -> Any:
     routes = mcp_routes(bridge, stateless=False)
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "ready": service.ready, "tools": [t.name for t in bridge.tools()]})
+        return JSONResponse(
+            {"status": "ok", "ready": service.ready, "tools": [t.name for t in bridge.tools()]}
+        )
 
     routes.append(Route("/health", health, methods=["GET"]))
 
@@ -167,7 +182,9 @@ async def _serve_stdio(settings: Any, wire_in: int, wire_out: int) -> None:
     try:
         await service.wait_ready()
         logging.getLogger("hayhooks").info(
-            "MCP server on stdio, %d pipeline(s) from %s", len(service.registry.names()), settings.pipelines_dir
+            "MCP server on stdio, %d pipeline(s) from %s",
+            len(service.registry.names()),
+            settings.pipelines_dir,
         )
         await HayhooksMCP(service, transport="stdio").run_stdio(stdin, stdout)
     finally:

@@ -36,7 +36,7 @@ def to_jsonable(value: Any) -> Any:
     if callable(to_dict):  # Haystack Document, ChatMessage, Answer, ...
         try:
             return to_jsonable(to_dict())
-        except Exception:  # noqa: BLE001 - fall back to the generic forms below
+        except Exception:
             pass
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}

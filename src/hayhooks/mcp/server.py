@@ -53,8 +53,14 @@ INSTRUCTIONS = (
 READY_TIMEOUT = 120.0  # seconds a request waits for a starting worker to finish loading
 
 LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
-LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*",
-                    "https://127.0.0.1:*", "https://localhost:*", "https://[::1]:*"]
+LOOPBACK_ORIGINS = [
+    "http://127.0.0.1:*",
+    "http://localhost:*",
+    "http://[::1]:*",
+    "https://127.0.0.1:*",
+    "https://localhost:*",
+    "https://[::1]:*",
+]
 
 
 class _HayhooksServer(Server[Any]):
@@ -67,7 +73,9 @@ class _HayhooksServer(Server[Any]):
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
         return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
         )
 
 
@@ -117,7 +125,9 @@ class HayhooksMCP:
 
     # -- tools ---------------------------------------------------------------------------------
     def tools(self) -> list[types.Tool]:
-        tools = [t.tool() for t in CORE_TOOLS.values() if not (t.admin and self.settings.disable_runtime_deploy)]
+        tools = [
+            t.tool() for t in CORE_TOOLS.values() if not (t.admin and self.settings.disable_runtime_deploy)
+        ]
         tools.extend(pipeline_tool(p) for p in self.service.registry.all() if is_tool(p))
         return tools
 
@@ -150,7 +160,7 @@ class HayhooksMCP:
         if core is not None:
             try:
                 return await self._call_core(core, arguments, ctx.request)
-            except Exception as exc:  # noqa: BLE001 - every failure is a tool error, the server keeps serving
+            except Exception as exc:
                 log.info("MCP tool '%s' failed: %s", name, exc)
                 return results.error_result(exc)
         pipeline = self.service.registry.get(name)
@@ -158,11 +168,13 @@ class HayhooksMCP:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
         try:
             return await self._call_pipeline(ctx, pipeline, arguments, headers)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.info("MCP tool '%s' failed: %s", name, exc, exc_info=not isinstance(exc, HayhooksError))
             return results.error_result(exc)
 
-    async def _call_core(self, core: CoreTool, arguments: dict[str, Any], request: Any) -> types.CallToolResult:
+    async def _call_core(
+        self, core: CoreTool, arguments: dict[str, Any], request: Any
+    ) -> types.CallToolResult:
         args = core.args.model_validate(arguments)
         if core.admin:
             check_admin(self.settings, self.transport, request)
@@ -173,7 +185,9 @@ class HayhooksMCP:
             assert isinstance(args, _NameArgs)
             pipeline = service.registry.get(args.name)
             if pipeline is not None:
-                return results.value_result({**pipeline.info(), "status": "up", "mcp_tool": is_tool(pipeline)})
+                return results.value_result(
+                    {**pipeline.info(), "status": "up", "mcp_tool": is_tool(pipeline)}
+                )
             for failure in service.registry.failures():
                 if failure.name == args.name:
                     return results.value_result({**failure.info(), "status": "failed"})
@@ -190,7 +204,11 @@ class HayhooksMCP:
         raise NotSupported(f"Unknown core tool {core.name}")  # pragma: no cover
 
     async def _call_pipeline(
-        self, ctx: ServerRequestContext[Any, Any], pipeline: LoadedPipeline, arguments: dict[str, Any], headers: Any
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        pipeline: LoadedPipeline,
+        arguments: dict[str, Any],
+        headers: Any,
     ) -> types.CallToolResult:
         run = pipeline.run
         assert run is not None
@@ -211,7 +229,9 @@ class HayhooksMCP:
         return results.text_result("".join(parts))
 
     # -- list_changed fan-out ------------------------------------------------------------------
-    async def _track_connection(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    async def _track_connection(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
         result = await call_next(ctx)
         # The SDK hands handlers a per-request ServerSession; the connection behind it is what can
         # carry later server-initiated notifications (SSE / stdio / stateful Streamable HTTP).
@@ -261,7 +281,9 @@ class HayhooksMCP:
         if not self.settings.bound_to_loopback:
             return None
         return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=LOOPBACK_HOSTS, allowed_origins=LOOPBACK_ORIGINS
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=LOOPBACK_HOSTS,
+            allowed_origins=LOOPBACK_ORIGINS,
         )
 
     def streamable_http_app(self, *, stateless: bool = True) -> ASGIApp:
@@ -280,7 +302,9 @@ class HayhooksMCP:
         async def connect(scope: Scope, receive: Receive, send: Send) -> None:
             try:
                 async with sse.connect_sse(scope, receive, send) as (read_stream, write_stream):
-                    await self.server.run(read_stream, write_stream, self.server.create_initialization_options())
+                    await self.server.run(
+                        read_stream, write_stream, self.server.create_initialization_options()
+                    )
             except ValueError as exc:  # request refused (the response is already sent)
                 log.debug("SSE connection refused: %s", exc)
 

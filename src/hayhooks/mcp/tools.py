@@ -61,15 +61,35 @@ class CoreTool:
 CORE_TOOLS: dict[str, CoreTool] = {
     t.name: t
     for t in (
-        CoreTool("get_all_pipeline_statuses", "Status of the server: every deployed pipeline, load failures "
-                 "and workers.", _NoArgs, admin=False, read_only=True),
-        CoreTool("get_pipeline_status", "Details of one deployed pipeline (type, capabilities, source, "
-                 "description), or its load error.", _NameArgs, admin=False, read_only=True),
-        CoreTool("deploy_pipeline", "Deploy a pipeline from its files (a pipeline_wrapper.py plus any "
-                 "others). It becomes an HTTP endpoint and an MCP tool.", _DeployArgs, admin=True,
-                 read_only=False),
-        CoreTool("undeploy_pipeline", "Remove a deployed pipeline and its files.", _NameArgs, admin=True,
-                 read_only=False),
+        CoreTool(
+            "get_all_pipeline_statuses",
+            "Status of the server: every deployed pipeline, load failures and workers.",
+            _NoArgs,
+            admin=False,
+            read_only=True,
+        ),
+        CoreTool(
+            "get_pipeline_status",
+            "Details of one deployed pipeline (type, capabilities, source, description), or its load error.",
+            _NameArgs,
+            admin=False,
+            read_only=True,
+        ),
+        CoreTool(
+            "deploy_pipeline",
+            "Deploy a pipeline from its files (a pipeline_wrapper.py plus any "
+            "others). It becomes an HTTP endpoint and an MCP tool.",
+            _DeployArgs,
+            admin=True,
+            read_only=False,
+        ),
+        CoreTool(
+            "undeploy_pipeline",
+            "Remove a deployed pipeline and its files.",
+            _NameArgs,
+            admin=True,
+            read_only=False,
+        ),
     )
 }
 

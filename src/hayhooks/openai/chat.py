@@ -71,7 +71,11 @@ class ChatAccumulator(_Common):
         if self.include_usage:
             usage_chunk = self._chunk({})
             usage_chunk["choices"] = []
-            usage_chunk["usage"] = self.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+            usage_chunk["usage"] = self.usage or {
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+            }
             return [final, usage_chunk]
         if self.usage:
             final["usage"] = self.usage
@@ -91,7 +95,12 @@ class ChatAccumulator(_Common):
             "created": self.created,
             "model": self.model,
             "choices": [
-                {"index": 0, "message": message, "finish_reason": self.final_finish_reason(), "logprobs": None}
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": self.final_finish_reason(),
+                    "logprobs": None,
+                }
             ],
             "usage": self.usage,
         }

@@ -179,17 +179,31 @@ class _Common:
         self.finish_reason: Optional[str] = None
         self._local_to_global: dict[int, int] = {}
 
-    def _tool_delta(self, local: int, call_id: Optional[str], name: Optional[str], args: str) -> tuple[int, bool]:
+    def _tool_delta(
+        self, local: int, call_id: Optional[str], name: Optional[str], args: str
+    ) -> tuple[int, bool]:
         """Record a tool-call delta; return (global index, whether it starts a new call)."""
         known = self._local_to_global.get(local)
-        starts = known is None or bool(call_id and self.tool_calls[known]["id"] and call_id != self.tool_calls[known]["id"])
-        if known is not None and not starts and name and self.tool_calls[known]["function"]["name"] and call_id is None:
+        starts = known is None or bool(
+            call_id and self.tool_calls[known]["id"] and call_id != self.tool_calls[known]["id"]
+        )
+        if (
+            known is not None
+            and not starts
+            and name
+            and self.tool_calls[known]["function"]["name"]
+            and call_id is None
+        ):
             starts = True  # a new call reusing the index without an id
-        if starts:
+        if starts or known is None:
             known = len(self.tool_calls)
             self._local_to_global[local] = known
             self.tool_calls.append(
-                {"id": call_id or new_id("call_"), "type": "function", "function": {"name": name or "", "arguments": ""}}
+                {
+                    "id": call_id or new_id("call_"),
+                    "type": "function",
+                    "function": {"name": name or "", "arguments": ""},
+                }
             )
         call = self.tool_calls[known]
         if name and not call["function"]["name"]:

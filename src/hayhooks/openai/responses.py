@@ -68,22 +68,58 @@ class ResponseAccumulator(_Common):
         if item["type"] == "message":
             text = item["_text"]
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            events.append(self._event("response.output_text.done", item_id=item["id"], output_index=index,
-                                      content_index=0, text=text, logprobs=[]))
-            events.append(self._event("response.content_part.done", item_id=item["id"], output_index=index,
-                                      content_index=0, part=part))
+            events.append(
+                self._event(
+                    "response.output_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                )
+            )
+            events.append(
+                self._event(
+                    "response.content_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=part,
+                )
+            )
             item["content"] = [part]
         elif item["type"] == "reasoning":
             text = item["_text"]
             part = {"type": "summary_text", "text": text}
-            events.append(self._event("response.reasoning_summary_text.done", item_id=item["id"],
-                                      output_index=index, summary_index=0, text=text))
-            events.append(self._event("response.reasoning_summary_part.done", item_id=item["id"],
-                                      output_index=index, summary_index=0, part=part))
+            events.append(
+                self._event(
+                    "response.reasoning_summary_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    text=text,
+                )
+            )
+            events.append(
+                self._event(
+                    "response.reasoning_summary_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part=part,
+                )
+            )
             item["summary"] = [part]
         elif item["type"] == "function_call":
-            events.append(self._event("response.function_call_arguments.done", item_id=item["id"],
-                                      output_index=index, name=item["name"], arguments=item["arguments"]))
+            events.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
         item.pop("_text", None)
         item.pop("_local", None)
         item["status"] = "completed"
@@ -95,7 +131,9 @@ class ResponseAccumulator(_Common):
         self.output.append(item)
         self._open = item
         public = {k: v for k, v in item.items() if not k.startswith("_")}
-        events.append(self._event("response.output_item.added", output_index=len(self.output) - 1, item=public))
+        events.append(
+            self._event("response.output_item.added", output_index=len(self.output) - 1, item=public)
+        )
         return events
 
     def feed(self, item: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -115,46 +153,92 @@ class ResponseAccumulator(_Common):
             elif kind == "text":
                 self.text.append(piece[1])
                 if self._open is None or self._open["type"] != "message":
-                    msg = {"id": new_id("msg_"), "type": "message", "role": "assistant", "status": "in_progress",
-                           "content": [], "_text": ""}
+                    msg = {
+                        "id": new_id("msg_"),
+                        "type": "message",
+                        "role": "assistant",
+                        "status": "in_progress",
+                        "content": [],
+                        "_text": "",
+                    }
                     out.extend(self._open_item(msg))
-                    out.append(self._event("response.content_part.added", item_id=msg["id"],
-                                           output_index=len(self.output) - 1, content_index=0,
-                                           part={"type": "output_text", "text": "", "annotations": [],
-                                                 "logprobs": []}))
+                    out.append(
+                        self._event(
+                            "response.content_part.added",
+                            item_id=msg["id"],
+                            output_index=len(self.output) - 1,
+                            content_index=0,
+                            part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                        )
+                    )
                 item = self._open
+                assert item is not None
                 item["_text"] += piece[1]
-                out.append(self._event("response.output_text.delta", item_id=item["id"],
-                                       output_index=self.output.index(item), content_index=0,
-                                       delta=piece[1], logprobs=[]))
+                out.append(
+                    self._event(
+                        "response.output_text.delta",
+                        item_id=item["id"],
+                        output_index=self.output.index(item),
+                        content_index=0,
+                        delta=piece[1],
+                        logprobs=[],
+                    )
+                )
             elif kind == "reasoning":
                 self.reasoning.append(piece[1])
                 if self._open is None or self._open["type"] != "reasoning":
                     rs = {"id": new_id("rs_"), "type": "reasoning", "summary": [], "_text": ""}
                     out.extend(self._open_item(rs))
-                    out.append(self._event("response.reasoning_summary_part.added", item_id=rs["id"],
-                                           output_index=len(self.output) - 1, summary_index=0,
-                                           part={"type": "summary_text", "text": ""}))
+                    out.append(
+                        self._event(
+                            "response.reasoning_summary_part.added",
+                            item_id=rs["id"],
+                            output_index=len(self.output) - 1,
+                            summary_index=0,
+                            part={"type": "summary_text", "text": ""},
+                        )
+                    )
                 item = self._open
+                assert item is not None
                 item["_text"] += piece[1]
-                out.append(self._event("response.reasoning_summary_text.delta", item_id=item["id"],
-                                       output_index=self.output.index(item), summary_index=0, delta=piece[1]))
+                out.append(
+                    self._event(
+                        "response.reasoning_summary_text.delta",
+                        item_id=item["id"],
+                        output_index=self.output.index(item),
+                        summary_index=0,
+                        delta=piece[1],
+                    )
+                )
             elif kind == "tool":
                 _, local, call_id, name, args = piece
                 index, starts = self._tool_delta(local, call_id, name, args)
                 call = self.tool_calls[index]
                 if starts or self._open is None or self._open.get("_local") != index:
-                    fc = {"id": new_id("fc_"), "type": "function_call", "call_id": call["id"],
-                          "name": call["function"]["name"], "arguments": "", "status": "in_progress",
-                          "_local": index}
+                    fc = {
+                        "id": new_id("fc_"),
+                        "type": "function_call",
+                        "call_id": call["id"],
+                        "name": call["function"]["name"],
+                        "arguments": "",
+                        "status": "in_progress",
+                        "_local": index,
+                    }
                     out.extend(self._open_item(fc))
                 item = self._open
+                assert item is not None
                 if name and not item["name"]:
                     item["name"] = name
                 if args:
                     item["arguments"] += args
-                    out.append(self._event("response.function_call_arguments.delta", item_id=item["id"],
-                                           output_index=self.output.index(item), delta=args))
+                    out.append(
+                        self._event(
+                            "response.function_call_arguments.delta",
+                            item_id=item["id"],
+                            output_index=self.output.index(item),
+                            delta=args,
+                        )
+                    )
             elif kind == "usage":
                 self.usage = piece[1]
             elif kind == "finish":
@@ -171,8 +255,15 @@ class ResponseAccumulator(_Common):
         events = self._close()
         self.error = {"code": code, "message": message}
         events.append(self._event("response.failed", response=self.response("failed")))
-        events.append(self._event("error", code=code, message=message, param=None,
-                                  error={"message": message, "type": "server_error", "code": code}))
+        events.append(
+            self._event(
+                "error",
+                code=code,
+                message=message,
+                param=None,
+                error={"message": message, "type": "server_error", "code": code},
+            )
+        )
         return events
 
     def final(self) -> dict[str, Any]:

@@ -89,7 +89,9 @@ class Handlers:
     def _pipeline(self, model: str, capability: str, what: str) -> tuple[LoadedPipeline, str, bool]:
         pipeline = self.service.registry.get(model)
         if pipeline is None:
-            raise PipelineNotFound(f"The model '{model}' does not exist: no pipeline of that name is deployed")
+            raise PipelineNotFound(
+                f"The model '{model}' does not exist: no pipeline of that name is deployed"
+            )
         found = implemented_method(pipeline.wrapper, capability)
         if found is None:
             raise NotSupported(f"Pipeline '{model}' does not support {what}")
@@ -114,7 +116,7 @@ class Handlers:
         try:
             async for item in self._items(result):
                 acc.feed(item)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _from_exception(model, exc)
         return JSONResponse(answer())
 
@@ -148,7 +150,7 @@ class Handlers:
             result = await self.service.executor.call(
                 pipeline, method, is_async, model=model, messages=messages, body=body
             )
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an OpenAI error body
+        except Exception as exc:
             return _from_exception(model, exc)
 
         stream_options = body.get("stream_options") or {}
@@ -159,7 +161,9 @@ class Handlers:
             return JSONResponse(to_plain(result))
         return await self._collect(model, result, acc, acc.completion)
 
-    async def _chat_events(self, model: str, result: Any, acc: ChatAccumulator) -> AsyncIterator[dict[str, Any]]:
+    async def _chat_events(
+        self, model: str, result: Any, acc: ChatAccumulator
+    ) -> AsyncIterator[dict[str, Any]]:
         for payload in acc.start():
             yield {"data": json.dumps(payload)}
         try:
@@ -171,9 +175,13 @@ class Handlers:
                 async for item in self._items(result):
                     for payload in acc.feed(item):
                         yield {"data": json.dumps(payload)}
-        except Exception as exc:  # noqa: BLE001 - headers are sent: an error event, then [DONE]
+        except Exception as exc:
             log.error("Chat stream of pipeline '%s' failed: %s", model, exc, exc_info=exc)
-            yield {"data": json.dumps(error_body(PipelineRunError.wrap(model, exc).message, "server_error", "internal_error"))}
+            yield {
+                "data": json.dumps(
+                    error_body(PipelineRunError.wrap(model, exc).message, "server_error", "internal_error")
+                )
+            }
             yield _DONE
             return
         for payload in acc.finish():
@@ -194,7 +202,7 @@ class Handlers:
             result = await self.service.executor.call(
                 pipeline, method, is_async, model=model, input_items=input_items, body=body
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _from_exception(model, exc)
 
         acc = ResponseAccumulator(model, body)
@@ -220,7 +228,7 @@ class Handlers:
                 async for item in self._items(result):
                     for message in sse(acc.feed(item)):
                         yield message
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.error("Response stream of pipeline '%s' failed: %s", model, exc, exc_info=exc)
             for message in sse(acc.fail(PipelineRunError.wrap(model, exc).message)):
                 yield message
@@ -235,7 +243,7 @@ class Handlers:
         try:
             try:
                 form = await request.form()
-            except Exception:  # noqa: BLE001 - not multipart / malformed
+            except Exception:
                 raise BadRequest("Expected a multipart/form-data body with a 'file' field") from None
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
@@ -249,10 +257,15 @@ class Handlers:
             filename = upload.filename or "upload"
             content_type = upload.content_type or "application/octet-stream"
             result = await self.service.executor.call(
-                pipeline, method, is_async,
-                filename=filename, content_type=content_type, content=content, purpose=purpose,
+                pipeline,
+                method,
+                is_async,
+                filename=filename,
+                content_type=content_type,
+                content=content,
+                purpose=purpose,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _from_exception(model, exc)
         return JSONResponse(_file_object(result, filename, len(content), purpose))
 
@@ -278,7 +291,12 @@ async def _aiter_list(items: Iterable[Any]) -> AsyncIterator[Any]:
 
 
 def _model_entry(pipeline: LoadedPipeline) -> dict[str, Any]:
-    return {"id": pipeline.name, "object": "model", "created": int(pipeline.loaded_at), "owned_by": "hayhooks"}
+    return {
+        "id": pipeline.name,
+        "object": "model",
+        "created": int(pipeline.loaded_at),
+        "owned_by": "hayhooks",
+    }
 
 
 def _file_object(result: Any, filename: str, size: int, purpose: str) -> dict[str, Any]:
@@ -307,11 +325,20 @@ def install_routes(app: FastAPI, service: Any) -> None:
     router = APIRouter(tags=["openai"])
     for prefix in ("/v1", ""):
         router.add_api_route(f"{prefix}/models", handlers.list_models, methods=["GET"], summary="List models")
-        router.add_api_route(f"{prefix}/models/{{model}}", handlers.get_model, methods=["GET"],
-                             summary="Retrieve a model")
-        router.add_api_route(f"{prefix}/chat/completions", handlers.chat_completions, methods=["POST"],
-                             summary="Chat completion (OpenAI-compatible)")
-        router.add_api_route(f"{prefix}/responses", handlers.responses, methods=["POST"],
-                             summary="Create a response (OpenAI Responses API)")
+        router.add_api_route(
+            f"{prefix}/models/{{model}}", handlers.get_model, methods=["GET"], summary="Retrieve a model"
+        )
+        router.add_api_route(
+            f"{prefix}/chat/completions",
+            handlers.chat_completions,
+            methods=["POST"],
+            summary="Chat completion (OpenAI-compatible)",
+        )
+        router.add_api_route(
+            f"{prefix}/responses",
+            handlers.responses,
+            methods=["POST"],
+            summary="Create a response (OpenAI Responses API)",
+        )
         router.add_api_route(f"{prefix}/files", handlers.files, methods=["POST"], summary="Upload a file")
     app.include_router(router)

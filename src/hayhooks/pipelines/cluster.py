@@ -50,7 +50,9 @@ class Cluster:
         return max(3 * self.interval, 2.0)
 
     def beat(self, generation: int, version: int, pipelines: int) -> None:
-        state = WorkerState(self.id, self.host, self.pid, generation, version, pipelines, self.started_at, time.time())
+        state = WorkerState(
+            self.id, self.host, self.pid, generation, version, pipelines, self.started_at, time.time()
+        )
         tmp = self.dir / f".{self.id}.{uuid.uuid4().hex}"
         tmp.write_text(json.dumps(asdict(state)))
         os.replace(tmp, self.dir / f"{self.id}.json")

@@ -95,5 +95,5 @@ class Executor:
 def _close_quietly(iterator: Any) -> None:
     try:
         iterator.close()
-    except Exception:  # noqa: BLE001 - e.g. still running in another thread: it ends on its own
+    except Exception:
         pass

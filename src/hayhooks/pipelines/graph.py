@@ -14,10 +14,14 @@ def mermaid_text(wrapper: Any) -> Optional[str]:
         from haystack.core.pipeline.draw import _to_mermaid_text
 
         return _to_mermaid_text(graph.copy(), {})
-    except Exception:  # noqa: BLE001 - Haystack internals moved: fall back to our own edge list
+    except Exception:
         lines = ["graph TD;"]
         for sender, receiver, data in graph.edges(data=True):
-            label = f"{data.get('from_socket').name}->{data.get('to_socket').name}" if data.get("from_socket") else ""
+            label = (
+                f"{data.get('from_socket').name}->{data.get('to_socket').name}"
+                if data.get("from_socket")
+                else ""
+            )
             lines.append(f'{sender} --"{label}"--> {receiver}')
         lines.extend(f"{node}" for node in graph.nodes if not any(True for _ in graph.edges(node)))
         return "\n".join(lines)

@@ -15,6 +15,7 @@ import threading
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from hayhooks.errors import PipelineLoadError
 from hayhooks.pipelines import yaml_pipeline
@@ -50,6 +51,7 @@ class Loader:
         except Exception as exc:
             raise PipelineLoadError(str(exc)) from exc
         try:
+            wrapper: Any
             if source.kind == "yaml":
                 wrapper = yaml_pipeline.load(source.name, Path(source.path), self.yaml_allowed_modules)
             else:
@@ -57,7 +59,7 @@ class Loader:
             return describe(source, wrapper)
         except PipelineLoadError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
             if self.show_tracebacks:
                 detail += "\n" + traceback.format_exc()
@@ -68,7 +70,9 @@ class Loader:
         module = import_wrapper_module(source.name, folder)
         cls = getattr(module, "PipelineWrapper", None)
         if cls is None:
-            raise PipelineLoadError(f"Pipeline '{source.name}': {WRAPPER_FILE} defines no class PipelineWrapper")
+            raise PipelineLoadError(
+                f"Pipeline '{source.name}': {WRAPPER_FILE} defines no class PipelineWrapper"
+            )
         if not (isinstance(cls, type) and issubclass(cls, BasePipelineWrapper)):
             raise PipelineLoadError(
                 f"Pipeline '{source.name}': PipelineWrapper must subclass hayhooks.BasePipelineWrapper"
@@ -97,7 +101,7 @@ class Loader:
         def run() -> None:
             try:
                 wrapper.setup()
-            except BaseException as exc:  # noqa: BLE001 - handed back to the loading thread
+            except BaseException as exc:
                 outcome.append(exc)
 
         thread = threading.Thread(target=run, name=f"hayhooks-setup-{name}", daemon=True)

@@ -12,9 +12,31 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 # First path segments the server (or a front end mounted on it) already uses.
 RESERVED_NAMES = frozenset(
     {
-        "status", "deploy", "deploy-files", "deploy_files", "deploy-yaml", "deploy_yaml", "undeploy",
-        "draw", "docs", "redoc", "openapi", "openapi.json", "v1", "health", "ready", "mcp", "sse",
-        "messages", "models", "chat", "completions", "responses", "files", "static", "metrics",
+        "status",
+        "deploy",
+        "deploy-files",
+        "deploy_files",
+        "deploy-yaml",
+        "deploy_yaml",
+        "undeploy",
+        "draw",
+        "docs",
+        "redoc",
+        "openapi",
+        "openapi.json",
+        "v1",
+        "health",
+        "ready",
+        "mcp",
+        "sse",
+        "messages",
+        "models",
+        "chat",
+        "completions",
+        "responses",
+        "files",
+        "static",
+        "metrics",
     }
 )
 

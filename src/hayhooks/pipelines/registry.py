@@ -90,10 +90,14 @@ class Registry:
                     failures.pop(name, None)
                     changed.add(name)
                     log.info("Pipeline '%s' %s from %s", name, "reloaded" if have else "loaded", src.path)
-                except Exception as exc:  # noqa: BLE001 - a broken pipeline must never stop the others
+                except Exception as exc:
                     failures[name] = LoadFailure(name, src, str(exc))
                     if have is not None:
-                        log.error("Pipeline '%s' failed to reload, keeps serving its previous version: %s", name, exc)
+                        log.error(
+                            "Pipeline '%s' failed to reload, keeps serving its previous version: %s",
+                            name,
+                            exc,
+                        )
                     else:
                         log.error("Pipeline '%s' failed to load: %s", name, exc)
             self._pipelines = current
@@ -126,5 +130,5 @@ class Registry:
             for listener in list(self._listeners):
                 try:
                     listener(changed)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("Registry listener failed")

@@ -83,7 +83,7 @@ class PipelineService:
         await asyncio.to_thread(self.store.prepare)
         for extra in filter(None, (self.settings.additional_python_path or "").split(os.pathsep)):
             if extra not in sys.path:
-                sys.path.append(str(Path(extra).resolve()))
+                sys.path.append(str(Path(extra).resolve()))  # noqa: ASYNC240 - once, at startup
         if not await asyncio.to_thread(self.cluster.workers):
             # First process to serve this directory: deploys made with save_files=false by a
             # previous run are gone, as documented.
@@ -97,7 +97,7 @@ class PipelineService:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            except (asyncio.CancelledError, Exception):
                 pass
         self.cluster.leave()
         self.executor.shutdown()
@@ -128,15 +128,21 @@ class PipelineService:
             await asyncio.sleep(_GENERATION_CHECK_INTERVAL)
             now = time.monotonic()
             try:
-                if self.store.generation() != self.registry.generation or now - last_full >= self.settings.poll_interval:
+                if (
+                    self.store.generation() != self.registry.generation
+                    or now - last_full >= self.settings.poll_interval
+                ):
                     await asyncio.to_thread(self.sync)
                     last_full = last_beat = now
                 elif now - last_beat >= self.settings.heartbeat_interval:
                     await asyncio.to_thread(
-                        self.cluster.beat, self.registry.generation, self.registry.version, len(self.registry.names())
+                        self.cluster.beat,
+                        self.registry.generation,
+                        self.registry.version,
+                        len(self.registry.names()),
                     )
                     last_beat = now
-            except Exception:  # noqa: BLE001 - a transient filesystem error must not stop following
+            except Exception:
                 log.exception("Could not sync with the pipelines directory")
 
     # -- deploys -----------------------------------------------------------------------------------
@@ -145,7 +151,9 @@ class PipelineService:
     ) -> DeployResult:
         validate_name(name)
         checked = validate_files(files)
-        return await self._deploy(name, "wrapper", lambda: self.store.stage_folder(name, checked), overwrite, save_files)
+        return await self._deploy(
+            name, "wrapper", lambda: self.store.stage_folder(name, checked), overwrite, save_files
+        )
 
     async def deploy_yaml(
         self,
@@ -164,7 +172,9 @@ class PipelineService:
             raise InvalidInput(exc.message) from exc
         if description and "description" not in data:
             source_code = source_code.rstrip("\n") + f"\ndescription: {json.dumps(description)}\n"
-        return await self._deploy(name, "yaml", lambda: self.store.stage_yaml(name, source_code), overwrite, save_file)
+        return await self._deploy(
+            name, "yaml", lambda: self.store.stage_yaml(name, source_code), overwrite, save_file
+        )
 
     async def _deploy(self, name: str, kind: str, stage: Any, overwrite: bool, save: bool) -> DeployResult:
         assert self._deploy_lock is not None, "service not started"
@@ -177,14 +187,17 @@ class PipelineService:
             # never replaces a working one, in memory or on disk.
             try:
                 candidate = await asyncio.to_thread(
-                    self.loader.load, PipelineSource(name, kind, str(staged), "staging")  # type: ignore[arg-type]
+                    self.loader.load,
+                    PipelineSource(name, kind, str(staged), "staging"),  # type: ignore[arg-type]
                 )
             except PipelineLoadError:
                 await asyncio.to_thread(self.store.discard, staged)
                 raise
             candidate.extra["staging_dir"] = str(staged.parent)
             try:
-                generation = await asyncio.to_thread(self._commit_and_adopt, candidate, staged, save, overwrite)
+                generation = await asyncio.to_thread(
+                    self._commit_and_adopt, candidate, staged, save, overwrite
+                )
             except BaseException:
                 self._retire(candidate)
                 raise
@@ -194,7 +207,9 @@ class PipelineService:
         """Commit to the store and serve the already set-up candidate here, so this process runs
         its ``setup()`` once. Holding the sync lock keeps the follow loop from loading it again."""
         with self._sync_lock:
-            generation, source = self.store.commit(candidate.name, staged, ephemeral=not save, overwrite=overwrite)
+            generation, source = self.store.commit(
+                candidate.name, staged, ephemeral=not save, overwrite=overwrite
+            )
             self.registry.adopt(dataclasses.replace(candidate, source=source))
             settle_heap()
         return generation
@@ -243,7 +258,12 @@ class PipelineService:
             "failed": [f.info() for f in self.registry.failures()],
             "worker": self.cluster.id,
             "workers": [
-                {"id": w.id, "generation": w.generation, "pipelines": w.pipelines, "in_sync": w.generation >= latest}
+                {
+                    "id": w.id,
+                    "generation": w.generation,
+                    "pipelines": w.pipelines,
+                    "in_sync": w.generation >= latest,
+                }
                 for w in workers
             ],
         }

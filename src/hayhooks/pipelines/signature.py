@@ -47,7 +47,7 @@ def _is_plain(value: Any) -> bool:
     try:
         TypeAdapter(type(value)).dump_python(value, mode="json")
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -76,8 +76,10 @@ def _haystack_type(tp: type) -> Any:
     return Annotated[
         Any,
         BeforeValidator(parse),
-        PlainSerializer(lambda v: v.to_dict() if isinstance(v, tp) else jsonable(v)),
-        WithJsonSchema({"type": "object", "title": tp.__name__, "description": f"Haystack {tp.__name__} as a dict"}),
+        PlainSerializer(lambda v: v.to_dict() if isinstance(v, tp) else jsonable(v)),  # type: ignore[attr-defined]
+        WithJsonSchema(
+            {"type": "object", "title": tp.__name__, "description": f"Haystack {tp.__name__} as a dict"}
+        ),
     ]
 
 
@@ -118,7 +120,7 @@ def _schema_ok(tp: Any) -> bool:
     try:
         TypeAdapter(tp).json_schema()
         return True
-    except Exception:  # noqa: BLE001 - an exotic annotation degrades to untyped, never a failed load
+    except Exception:
         return False
 
 
@@ -134,11 +136,13 @@ def _is_named(tp: Any, class_name: str) -> bool:
     return False
 
 
-def build_run_spec(pipeline_name: str, method: Callable[..., Any], method_name: str, is_async: bool) -> RunSpec:
+def build_run_spec(
+    pipeline_name: str, method: Callable[..., Any], method_name: str, is_async: bool
+) -> RunSpec:
     sig = inspect.signature(method)
     try:
         hints = typing.get_type_hints(method, include_extras=True)
-    except Exception:  # noqa: BLE001 - unresolved forward refs: fall back to raw annotations
+    except Exception:
         hints = {}
     doc = docstring_parser.parse(inspect.getdoc(method) or "")
     param_docs = {p.arg_name: p.description for p in doc.params}

@@ -98,7 +98,9 @@ class PipelineStore:
         for base in (self.root, self.ephemeral):
             if (base / name / WRAPPER_FILE).is_file():
                 found.append(base / name)
-            found.extend(base / f"{name}{suffix}" for suffix in YAML_SUFFIXES if (base / f"{name}{suffix}").is_file())
+            found.extend(
+                base / f"{name}{suffix}" for suffix in YAML_SUFFIXES if (base / f"{name}{suffix}").is_file()
+            )
         return found
 
     # -- writing ---------------------------------------------------------------------------------
@@ -121,7 +123,9 @@ class PipelineStore:
     def discard(self, staged: Path) -> None:
         shutil.rmtree(staged.parent, ignore_errors=True)
 
-    def commit(self, name: str, staged: Path, *, ephemeral: bool, overwrite: bool) -> tuple[int, PipelineSource]:
+    def commit(
+        self, name: str, staged: Path, *, ephemeral: bool, overwrite: bool
+    ) -> tuple[int, PipelineSource]:
         """Put a copy of a staged pipeline in place, archiving what it replaces.
 
         The staged files stay where they are: the deploying process serves the version it loaded
@@ -212,7 +216,7 @@ def _fingerprint(path: Path) -> str:
 
 
 def _walk(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         out.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith((".pyc", ".pyo")))

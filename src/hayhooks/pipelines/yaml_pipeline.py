@@ -50,7 +50,9 @@ def _targets(name: str, key: str, value: Any) -> list[tuple[str, str]]:
     out = []
     for item in values:
         if not isinstance(item, str) or item.count(".") != 1:
-            raise PipelineLoadError(f"Pipeline '{name}': input '{key}' must map to 'component.socket', got {item!r}")
+            raise PipelineLoadError(
+                f"Pipeline '{name}': input '{key}' must map to 'component.socket', got {item!r}"
+            )
         component, socket = item.split(".")
         out.append((component, socket))
     return out
@@ -88,11 +90,15 @@ def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapp
     inputs = {key: _targets(name, key, value) for key, value in data["inputs"].items()}
     outputs: dict[str, tuple[str, str]] = {}
     for key, value in data["outputs"].items():
-        (target,) = _targets(name, key, value) if not isinstance(value, list) else _targets(name, key, value[:1])
+        (target,) = (
+            _targets(name, key, value) if not isinstance(value, list) else _targets(name, key, value[:1])
+        )
         outputs[key] = target
     description = str(data.get("description") or f"Run the '{name}' pipeline")
     body = {k: v for k, v in data.items() if k not in _HAYHOOKS_KEYS}
-    kwargs: dict[str, Any] = {"allowed_modules": allowed_modules} if _LOADS_TAKES_ALLOWLIST and allowed_modules else {}
+    kwargs: dict[str, Any] = (
+        {"allowed_modules": allowed_modules} if _LOADS_TAKES_ALLOWLIST and allowed_modules else {}
+    )
     try:
         pipeline = Pipeline.from_dict(body, **kwargs)
     except Exception as exc:
@@ -122,11 +128,15 @@ def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapp
         try:
             instance = pipeline.get_component(component)
         except Exception as exc:
-            raise PipelineLoadError(f"Pipeline '{name}': output '{key}' names unknown component '{component}'") from exc
+            raise PipelineLoadError(
+                f"Pipeline '{name}': output '{key}' names unknown component '{component}'"
+            ) from exc
         sockets = getattr(instance, "__haystack_output__", None)
         socket_info = getattr(sockets, "_sockets_dict", {}).get(socket) if sockets is not None else None
         if socket_info is None:
-            raise PipelineLoadError(f"Pipeline '{name}': output '{key}' targets unknown socket '{component}.{socket}'")
+            raise PipelineLoadError(
+                f"Pipeline '{name}': output '{key}' targets unknown socket '{component}.{socket}'"
+            )
         out_types[key] = Optional[socket_info.type] if socket_info.type is not None else Any
 
     wrapper = YAMLPipelineWrapper(pipeline, inputs, outputs)

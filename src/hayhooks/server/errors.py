@@ -25,10 +25,14 @@ def install_error_handlers(app: FastAPI, show_tracebacks: bool) -> None:
     @app.exception_handler(HayhooksError)
     async def _hayhooks_error(request: Request, exc: HayhooksError) -> JSONResponse:
         if exc.status_code >= 500:
-            log.error("%s %s -> %s", request.method, request.url.path, exc.message, exc_info=exc.__cause__ or exc)
+            log.error(
+                "%s %s -> %s", request.method, request.url.path, exc.message, exc_info=exc.__cause__ or exc
+            )
         extra = dict(exc.context)
         detail = extra.pop("detail", exc.message)
-        return JSONResponse(body(exc, detail, extra), status_code=exc.status_code, headers=exc.headers or None)
+        return JSONResponse(
+            body(exc, detail, extra), status_code=exc.status_code, headers=exc.headers or None
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -31,7 +31,11 @@ def install(app: FastAPI, service: PipelineService) -> None:
 
 def build(app: FastAPI, pipelines: list[LoadedPipeline]) -> dict[str, Any]:
     schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes, servers=app.servers
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        servers=app.servers,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for pipeline in pipelines:
@@ -39,8 +43,11 @@ def build(app: FastAPI, pipelines: list[LoadedPipeline]) -> dict[str, Any]:
             continue
         request = _register(components, pipeline.run.request_model)
         response = _register(components, pipeline.run.response_model)
+        request_body: dict[str, Any]
         if pipeline.run.files_param:
-            request_body = {"content": {"multipart/form-data": {"schema": _multipart(request, pipeline.run.files_param)}}}
+            request_body = {
+                "content": {"multipart/form-data": {"schema": _multipart(request, pipeline.run.files_param)}}
+            }
         else:
             request_body = {"required": True, "content": {"application/json": {"schema": request}}}
         schema.setdefault("paths", {})[f"/{pipeline.name}/run"] = {
@@ -51,7 +58,10 @@ def build(app: FastAPI, pipelines: list[LoadedPipeline]) -> dict[str, Any]:
                 "operationId": f"run_{pipeline.name.replace('-', '_')}",
                 "requestBody": request_body,
                 "responses": {
-                    "200": {"description": "The pipeline result", "content": {"application/json": {"schema": response}}},
+                    "200": {
+                        "description": "The pipeline result",
+                        "content": {"application/json": {"schema": response}},
+                    },
                     "404": {"description": "Pipeline not found"},
                     "422": {"description": "Invalid input"},
                     "500": {"description": "The pipeline failed"},
@@ -75,7 +85,9 @@ def _multipart(request_ref: dict[str, Any], files_param: str) -> dict[str, Any]:
             request_ref,
             {
                 "type": "object",
-                "properties": {files_param: {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                "properties": {
+                    files_param: {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
             },
         ]
     }

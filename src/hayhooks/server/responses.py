@@ -69,14 +69,18 @@ def sse_stream(executor: Executor, name: str, stream: SSEStream) -> EventSourceR
     async def events() -> AsyncIterator[dict[str, Any]]:
         try:
             async for item in executor.aiter(stream.stream):
-                if isinstance(item, dict) and "data" in item and set(item) <= {"event", "data", "id", "retry"}:
+                if (
+                    isinstance(item, dict)
+                    and "data" in item
+                    and set(item) <= {"event", "data", "id", "retry"}
+                ):
                     data = item["data"]
                     yield {**item, "data": data if isinstance(data, str) else json.dumps(jsonable(data))}
                 else:
                     text = chunk_text(item)
                     if text:
                         yield {"data": text}
-        except Exception as exc:  # noqa: BLE001 - tell the client, then close cleanly
+        except Exception as exc:
             log.error("SSE stream of pipeline '%s' failed: %s", name, exc, exc_info=exc)
             yield {"event": "error", "data": json.dumps({"detail": f"{type(exc).__name__}: {exc}"})}
 

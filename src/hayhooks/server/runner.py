@@ -16,7 +16,9 @@ def export_settings(settings: HayhooksSettings) -> None:
     """Make worker processes (and reloads) see exactly these settings, CLI flags included."""
     for name, value in settings.model_dump().items():
         if value is not None:
-            os.environ[f"HAYHOOKS_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+            os.environ[f"HAYHOOKS_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
 
 
 def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_options: Any) -> None:

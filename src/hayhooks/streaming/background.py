@@ -63,7 +63,7 @@ def iterate_in_background(agen: AsyncIterator[Any]) -> Generator[Any, None, None
         except asyncio.CancelledError:
             items.put(_Stop())
             raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             items.put(_Stop(exc))
         else:
             items.put(_Stop())

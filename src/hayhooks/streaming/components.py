@@ -34,7 +34,7 @@ def _has_runtime_callback(instance: Any) -> bool:
 
 def _has_init_callback(instance: Any) -> bool:
     try:
-        params = inspect.signature(type(instance).__init__).parameters
+        params: Any = inspect.signature(type(instance).__init__).parameters
     except (TypeError, ValueError):  # pragma: no cover
         params = {}
     return "streaming_callback" in params or hasattr(instance, "streaming_callback")
@@ -51,7 +51,7 @@ def _execution_order(pipeline: Any) -> list[str]:
         import networkx as nx
 
         return list(nx.topological_sort(pipeline.graph))
-    except Exception:  # noqa: BLE001 - cycles (agent loops): fall back to insertion order
+    except Exception:
         return nodes
 
 

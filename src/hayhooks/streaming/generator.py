@@ -149,7 +149,9 @@ async def _run_component(channel: _Channel, component: Any, run_args: dict[str, 
     user_cb = kwargs.pop("streaming_callback", None) or getattr(component, "streaming_callback", None)
     if _supports_async(component):
         return await component.run_async(streaming_callback=channel.callback(True, user_cb), **kwargs)
-    return await asyncio.to_thread(component.run, streaming_callback=channel.callback(False, user_cb), **kwargs)
+    return await asyncio.to_thread(
+        component.run, streaming_callback=channel.callback(False, user_cb), **kwargs
+    )
 
 
 def _consume_task_outcome(task: asyncio.Task) -> None:
@@ -173,7 +175,9 @@ async def _chunk_stream(
     async def runner() -> dict[str, Any]:
         try:
             if _is_pipeline(target):
-                return await _run_pipeline(channel, target, run_args, streaming_components, include_outputs_from)
+                return await _run_pipeline(
+                    channel, target, run_args, streaming_components, include_outputs_from
+                )
             return await _run_component(channel, target, run_args)
         finally:
             channel.queue.put_nowait(_END)
@@ -238,7 +242,9 @@ class _Hooks:
         if self.on_start is None:
             return out
         for call in pending.values():
-            out.extend(await self._call(self.on_start, call["name"] or "", _parse_args(call["args"]), call["id"]))
+            out.extend(
+                await self._call(self.on_start, call["name"] or "", _parse_args(call["args"]), call["id"])
+            )
         return out
 
     async def chunk(self, chunk: StreamingChunk) -> list[Any]:
@@ -248,8 +254,14 @@ class _Hooks:
                 current = self._pending.get(delta.index)
                 if current is None or (delta.id and current["id"] and delta.id != current["id"]):
                     if current is not None:  # same index reused by a new call: the old one is complete
-                        out.extend(await self._call(self.on_start, current["name"] or "",
-                                                    _parse_args(current["args"]), current["id"]))
+                        out.extend(
+                            await self._call(
+                                self.on_start,
+                                current["name"] or "",
+                                _parse_args(current["args"]),
+                                current["id"],
+                            )
+                        )
                     current = self._pending[delta.index] = {"name": None, "args": "", "id": None}
                 current["name"] = current["name"] or delta.tool_name
                 current["id"] = current["id"] or delta.id
@@ -261,11 +273,16 @@ class _Hooks:
             out = await self._flush_starts()
             res = chunk.tool_call_result
             origin = res.origin
-            out.extend(await self._call(self.on_end, origin.tool_name, dict(origin.arguments or {}),
-                                        res.result, bool(res.error)))
+            out.extend(
+                await self._call(
+                    self.on_end, origin.tool_name, dict(origin.arguments or {}), res.result, bool(res.error)
+                )
+            )
             return out
         if chunk.reasoning is not None and self.on_reasoning is not None:
-            return await self._call(self.on_reasoning, chunk.reasoning.reasoning_text, chunk.reasoning.extra or None)
+            return await self._call(
+                self.on_reasoning, chunk.reasoning.reasoning_text, chunk.reasoning.extra or None
+            )
         out = await self._flush_starts() if (self._pending and chunk.finish_reason) else []
         out.append(chunk)
         return out

@@ -68,7 +68,7 @@ def get_last_user_input_text(input_items: list[Any] | str | None) -> Optional[st
 
 def get_input_files(input_items: list[Any] | None) -> list[dict[str, Any]]:
     """All ``input_file`` content parts of the Responses API ``input`` items."""
-    files = []
+    files: list[dict[str, Any]] = []
     for item in input_items or []:
         if _is_input_message(item) and isinstance(item.get("content"), list):
             files.extend(p for p in item["content"] if isinstance(p, dict) and p.get("type") == "input_file")
@@ -138,7 +138,11 @@ def chat_messages_from_openai_response(input_items: list[Any] | str | None) -> l
             call_id = item.get("call_id", "")
             origin = calls.get(call_id) or ToolCall(tool_name="", arguments={}, id=call_id)
             output = item.get("output")
-            result.append(ChatMessage.from_tool(_content_text(output) if not isinstance(output, str) else output, origin))
+            result.append(
+                ChatMessage.from_tool(
+                    _content_text(output) if not isinstance(output, str) else output, origin
+                )
+            )
         elif kind == "message" and "role" in item:
             text = _content_text(item.get("content"))
             role = item["role"]

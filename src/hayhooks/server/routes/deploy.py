@@ -42,7 +42,9 @@ async def deploy_files(body: DeployFilesRequest, request: Request) -> dict[str, 
 @router.post("/deploy_yaml", include_in_schema=False)
 async def deploy_yaml(body: DeployYamlRequest, request: Request) -> dict[str, Any]:
     service = request.app.state.service
-    result = await service.deploy_yaml(body.name, body.source_code, body.overwrite, body.description, body.save_file)
+    result = await service.deploy_yaml(
+        body.name, body.source_code, body.overwrite, body.description, body.save_file
+    )
     return result.to_dict()
 
 

@@ -34,7 +34,9 @@ async def run_pipeline(request: Request) -> Response:
         raise PipelineNotFound(f"Pipeline '{name}' not found")
     spec = pipeline.run
     if spec is None:
-        raise NotSupported(f"Pipeline '{name}' has no run_api method; it serves {sorted(pipeline.capabilities)}")
+        raise NotSupported(
+            f"Pipeline '{name}' has no run_api method; it serves {sorted(pipeline.capabilities)}"
+        )
 
     form = None
     if request.headers.get("content-type", "").startswith(_FORM_TYPES):
@@ -100,4 +102,3 @@ def _maybe_json(value: str) -> Any:
 
 def install(app: FastAPI) -> None:
     app.router.add_route("/{name}/run", run_pipeline, methods=["POST"], include_in_schema=False)
-
