@@ -17,14 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-import uvicorn
-
-from hayhooks.server.app import create_app
-from hayhooks.settings import HayhooksSettings
-
-# Tests need no network: Haystack's telemetry stays off here and in every server we start.
+# Tests need no network: Haystack's telemetry stays off here and in every server we start. This must
+# run before anything imports haystack (its telemetry reads the variable at import).
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
 # The loopback guard: this process and every Python process the tests start (through PYTHONPATH and
@@ -32,7 +26,7 @@ os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 # caused one fails. Subprocesses must inherit os.environ for it to reach them.
 NETGUARD_DIR = Path(__file__).parent / "netguard"
 sys.path.insert(0, str(NETGUARD_DIR))
-import sitecustomize as netguard  # noqa: E402 - the guard module, shared with subprocesses
+import sitecustomize as netguard  # the guard module, shared with subprocesses
 
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(NETGUARD_DIR), os.environ.get("PYTHONPATH", "")) if p
@@ -41,6 +35,13 @@ os.environ.setdefault(
     netguard.ENV_LOG, str(Path(tempfile.mkdtemp(prefix="loopback-guard-")) / "violations.log")
 )
 netguard.install()
+
+import httpx
+import pytest
+import uvicorn
+
+from hayhooks.server.app import create_app
+from hayhooks.settings import HayhooksSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_PIPELINES = FIXTURES / "pipelines"
