@@ -90,10 +90,19 @@ def test_error_results_carry_a_readable_message():
 
 
 def _request(host: str, authorization: str | None = None) -> Request:
-    headers = [(b"authorization", authorization.encode())] if authorization else []
-    return Request(
-        {"type": "http", "method": "POST", "path": "/mcp", "headers": headers, "server": (host, 1416)}
-    )
+    """A request that reached ``host`` from a client on the same address (loopback or not)."""
+    headers = [(b"host", f"{host}:1416".encode())]
+    if authorization:
+        headers.append((b"authorization", authorization.encode()))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "headers": headers,
+        "server": (host, 1416),
+        "client": (host, 50000),
+    }
+    return Request(scope)
 
 
 def _settings(**kw) -> HayhooksSettings:

@@ -8,12 +8,16 @@ callers build a settings object in ``create_app`` / ``main``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list setting read from the environment as a JSON list (`["a", "b"]`) or a comma list (`a, b`).
+StrList = Annotated[list[str], NoDecode]
 
 
 class HayhooksSettings(BaseSettings):
@@ -77,6 +81,49 @@ class HayhooksSettings(BaseSettings):
     # Logging
     log_level: str = Field("info", description="Log level of the server.")
     access_log: bool = Field(True, description="Log every request (uvicorn access log).")
+
+    # Security: API keys, request size limits, CORS (see docs/configuration.md, "Security")
+    api_keys: StrList = Field(
+        default_factory=list,
+        description="Keys accepted on the serving routes (Bearer or X-API-Key); empty = open.",
+    )
+    protect_docs: bool = Field(
+        False, description="Require an API key for /docs, /redoc and /openapi.json too."
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest request body (JSON, deploys) in bytes; 0 = no limit."
+    )
+    max_upload_bytes: int = Field(
+        256 * 1024 * 1024, description="Largest multipart (file upload) body in bytes; 0 = no limit."
+    )
+    cors_allow_origins: StrList = Field(default_factory=lambda: ["*"], description="CORS allowed origins.")
+    cors_allow_methods: StrList = Field(default_factory=lambda: ["*"], description="CORS allowed methods.")
+    cors_allow_headers: StrList = Field(default_factory=lambda: ["*"], description="CORS allowed headers.")
+    cors_allow_credentials: bool = Field(False, description="CORS: allow credentials (cookies, auth).")
+    cors_allow_origin_regex: Optional[str] = Field(None, description="CORS: regex of allowed origins.")
+    cors_expose_headers: StrList = Field(default_factory=list, description="CORS: headers browsers may read.")
+    cors_max_age: int = Field(600, description="CORS: seconds a browser may cache a preflight answer.")
+
+    @field_validator(
+        "api_keys",
+        "cors_allow_origins",
+        "cors_allow_methods",
+        "cors_allow_headers",
+        "cors_expose_headers",
+        mode="before",
+    )
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept a JSON list or a comma list, like Hayhooks 2.x did, from the environment and flags."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"not a valid JSON list: {exc}") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("workers")
     @classmethod

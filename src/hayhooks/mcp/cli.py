@@ -128,6 +128,9 @@ def build_http_app(settings: Any) -> Any:
             await service.stop()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    from hayhooks.server.protection import install_security
+
+    install_security(app, settings, public_paths=("/health", "/status"))
     app.state.service = service
     app.state.mcp = bridge
     return app

@@ -40,8 +40,10 @@ from hayhooks.mcp.tools import (
     check_admin,
     is_tool,
     pipeline_tool,
+    sees_details,
 )
 from hayhooks.pipelines.models import LoadedPipeline
+from hayhooks.security import explicit_origins, public_pipeline_info, public_status
 from hayhooks.version import __version__
 
 INSTRUCTIONS = (
@@ -180,17 +182,20 @@ class HayhooksMCP:
             check_admin(self.settings, self.transport, request)
         service = self.service
         if core.name == "get_all_pipeline_statuses":
-            return results.value_result(await asyncio.to_thread(service.status))
+            status = await asyncio.to_thread(service.status)
+            details = sees_details(self.settings, self.transport, request)
+            return results.value_result(status if details else public_status(status))
         if core.name == "get_pipeline_status":
             assert isinstance(args, _NameArgs)
+            details = sees_details(self.settings, self.transport, request)
             pipeline = service.registry.get(args.name)
             if pipeline is not None:
-                return results.value_result(
-                    {**pipeline.info(), "status": "up", "mcp_tool": is_tool(pipeline)}
-                )
+                info = {**pipeline.info(), "status": "up", "mcp_tool": is_tool(pipeline)}
+                return results.value_result(info if details else public_pipeline_info(info))
             for failure in service.registry.failures():
                 if failure.name == args.name:
-                    return results.value_result({**failure.info(), "status": "failed"})
+                    info = {**failure.info(), "status": "failed"}
+                    return results.value_result(info if details else public_pipeline_info(info))
             raise PipelineNotFound(f"Pipeline '{args.name}' not found")
         if core.name == "deploy_pipeline":
             assert isinstance(args, _DeployArgs)
@@ -283,7 +288,8 @@ class HayhooksMCP:
         return TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=LOOPBACK_HOSTS,
-            allowed_origins=LOOPBACK_ORIGINS,
+            # Sites listed by name in HAYHOOKS_CORS_ALLOW_ORIGINS too (hayhooks.security decides first).
+            allowed_origins=[*LOOPBACK_ORIGINS, *sorted(explicit_origins(self.settings))],
         )
 
     def streamable_http_app(self, *, stateless: bool = True) -> ASGIApp:

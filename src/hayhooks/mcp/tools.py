@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from hayhooks.errors import Forbidden
 from hayhooks.pipelines.models import LoadedPipeline
-from hayhooks.security import authorize_deploy
+from hayhooks.security import Caller, authorize_deploy, is_admin
 
 Transport = Literal["http", "stdio"]
 
@@ -96,7 +96,8 @@ CORE_TOOLS: dict[str, CoreTool] = {
 
 # -- helpers ---------------------------------------------------------------------------------------
 def is_tool(pipeline: LoadedPipeline) -> bool:
-    return pipeline.run is not None and not pipeline.skip_mcp and pipeline.name not in CORE_TOOLS
+    # Names of core tools are refused at deploy and load (``hayhooks.pipelines.names``).
+    return pipeline.run is not None and not pipeline.skip_mcp
 
 
 def pipeline_tool(pipeline: LoadedPipeline) -> types.Tool:
@@ -116,22 +117,31 @@ def pipeline_tool(pipeline: LoadedPipeline) -> types.Tool:
     return tool
 
 
+def caller_of(request: Any) -> Caller:
+    """Who sent an MCP request over HTTP. No request at all is treated as a remote caller without
+    credentials (it should not happen over HTTP)."""
+    scope = getattr(request, "scope", None)
+    if not scope:
+        return Caller(headers={}, client=None, server="0.0.0.0")
+    return Caller.from_scope(scope)
+
+
 def check_admin(settings: Any, transport: Transport, request: Any) -> None:
     """The rule of the HTTP deploy endpoints (``hayhooks.security``); raises if the caller may not deploy.
 
     Over stdio the client is the local user who launched the server: only the kill switch applies.
-    Over HTTP the request's ``Authorization`` header and the local address it reached are checked.
+    Over HTTP the request is judged like an HTTP deploy: token, or a genuinely local request.
     """
     if transport == "stdio":
         if settings.disable_runtime_deploy:
             raise Forbidden("Runtime deploys are disabled (HAYHOOKS_DISABLE_RUNTIME_DEPLOY=true)")
         return
-    headers = getattr(request, "headers", None)
-    scope = getattr(request, "scope", None) or {}
-    server = scope.get("server")
-    # No request at all over HTTP should not happen; treat it as a remote caller without credentials.
-    local_address = server[0] if server else ("0.0.0.0" if request is None else None)
-    authorize_deploy(settings, headers.get("authorization") if headers is not None else None, local_address)
+    authorize_deploy(settings, caller_of(request))
+
+
+def sees_details(settings: Any, transport: Transport, request: Any) -> bool:
+    """Whether status tools may show paths and load errors (like ``GET /status``): admins only."""
+    return transport == "stdio" or is_admin(settings, caller_of(request))
 
 
 def call_kwargs(pipeline: LoadedPipeline, arguments: dict[str, Any], headers: Any) -> dict[str, Any]:

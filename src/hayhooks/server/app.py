@@ -16,6 +16,7 @@ from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import openapi
 from hayhooks.server.errors import install_error_handlers
+from hayhooks.server.protection import install_security
 from hayhooks.server.routes import deploy, draw, health, run, status
 from hayhooks.settings import HayhooksSettings
 from hayhooks.version import __version__
@@ -66,6 +67,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     # Last: "/{name}/run" must not shadow any fixed route.
     run.install(app)
     openapi.install(app, service)
+    install_security(app, settings)  # after openapi.install: it declares the security schemes
     return app
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from hayhooks.security import authorize_deploy
+from hayhooks.security import Caller, authorize_deploy
 
 
 def require_admin(request: Request) -> None:
-    server = request.scope.get("server")
-    local = server[0] if server else None
-    authorize_deploy(request.app.state.service.settings, request.headers.get("authorization"), local)
+    authorize_deploy(request.app.state.service.settings, Caller.from_scope(request.scope))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional
 
@@ -16,9 +17,13 @@ def export_settings(settings: HayhooksSettings) -> None:
     """Make worker processes (and reloads) see exactly these settings, CLI flags included."""
     for name, value in settings.model_dump().items():
         if value is not None:
-            os.environ[f"HAYHOOKS_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+            if isinstance(value, bool):
+                text = str(value).lower()
+            elif isinstance(value, (list, dict)):
+                text = json.dumps(value)  # list settings read JSON back
+            else:
+                text = str(value)
+            os.environ[f"HAYHOOKS_{name.upper()}"] = text
 
 
 def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_options: Any) -> None:

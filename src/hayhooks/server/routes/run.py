@@ -20,6 +20,7 @@ from starlette.responses import Response
 from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound, PipelineRunError
 from hayhooks.pipelines.models import RunSpec
 from hayhooks.server.responses import respond
+from hayhooks.server.validation import validation_errors
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -65,7 +66,7 @@ def _json_kwargs(spec: RunSpec, body: bytes) -> dict[str, Any]:
     try:
         model = spec.request_model.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        raise InvalidInput("Invalid request body", detail=json.loads(exc.json(include_url=False))) from exc
+        raise InvalidInput("Invalid request body", detail=validation_errors(exc)) from exc
     return spec.arguments(model)
 
 
@@ -83,7 +84,7 @@ def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
     try:
         model = spec.request_model.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput("Invalid form data", detail=json.loads(exc.json(include_url=False))) from exc
+        raise InvalidInput("Invalid form data", detail=validation_errors(exc)) from exc
     kwargs = spec.arguments(model)
     if spec.files_param:
         uploads = [v for v in form.getlist(spec.files_param) if isinstance(v, UploadFile)]
@@ -96,7 +97,7 @@ def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
 def _maybe_json(value: str) -> Any:
     try:
         return json.loads(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # nested too deeply: left as text for validation
         return value
 
 
