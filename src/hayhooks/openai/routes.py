@@ -71,6 +71,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")
     model = body.get("model")
