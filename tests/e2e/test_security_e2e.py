@@ -8,7 +8,6 @@ in anyone a reverse proxy on the same host forwards, nor a web page whose DNS na
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import threading
