@@ -52,6 +52,7 @@ def _env_isolated(monkeypatch, tmp_path, **env):
         "HAYHOOKS_ADMIN_TOKEN",
         "HAYHOOKS_WORKERS",
         "HAYHOOKS_PIPELINES_DIR",
+        "HAYHOOKS_API_KEYS",
     ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
@@ -70,11 +71,18 @@ def test_make_client_uses_env_host_port_and_token(monkeypatch, tmp_path):
         assert client._http.headers["authorization"] == "Bearer flag-token"
 
 
+def test_make_client_sends_the_first_api_key(monkeypatch, tmp_path):
+    _env_isolated(monkeypatch, tmp_path, HAYHOOKS_API_KEYS="k1,k2")
+    with make_client("http://other:1", "t") as client:
+        assert client._http.headers["x-api-key"] == "k1"
+        assert client._http.headers["authorization"] == "Bearer t"
+
+
 def test_make_client_reads_dotenv_and_defaults(monkeypatch, tmp_path):
     _env_isolated(monkeypatch, tmp_path)
     with make_client(None, None) as client:
         assert client.base_url == "http://127.0.0.1:1416"
-        assert "authorization" not in client._http.headers
+        assert "authorization" not in client._http.headers and "x-api-key" not in client._http.headers
     (tmp_path / ".env").write_text("HAYHOOKS_PORT=4242\n")
     with make_client(None, None) as client:
         assert client.base_url == "http://127.0.0.1:4242"

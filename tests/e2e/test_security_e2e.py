@@ -8,8 +8,10 @@ in anyone a reverse proxy on the same host forwards, nor a web page whose DNS na
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -204,6 +206,43 @@ def test_list_settings_from_env_reach_every_worker(hayhooks_server, pipelines_di
             if len(seen_pids) == 2:
                 break
     assert len(seen_pids) == 2, seen_pids
+
+
+def test_cli_and_standalone_mcp_with_api_keys(hayhooks_server, pipelines_dir, tmp_path):
+    copy_pipelines(pipelines_dir, "echo")
+    keys = {"HAYHOOKS_API_KEYS": "cli-key"}
+    server = hayhooks_server(pipelines_dir, env=keys)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HAYHOOKS_")}
+    cli = [str(Path(sys.executable).with_name("hayhooks")), "status", "--url", server.url]
+    ok = subprocess.run(cli, env={**base, **keys}, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "echo" in ok.stdout, ok.stderr
+    refused = subprocess.run(cli, env=base, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "HAYHOOKS_API_KEYS" in refused.stderr
+
+    # ``hayhooks mcp run`` applies the same rules; its health checks stay open.
+    port = free_port()
+    log = open(tmp_path / "mcp.log", "wb")
+    proc = subprocess.Popen(
+        [cli[0], "mcp", "run", "--port", str(port), "--pipelines-dir", str(pipelines_dir)],
+        env={**base, **keys},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=2).json()["ready"], timeout=90, interval=0.2)
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        assert httpx.post(f"{url}/mcp", json=listing, timeout=30).status_code == 401
+        r = httpx.post(f"{url}/mcp", json=listing, headers={"Origin": "http://evil.example"}, timeout=30)
+        assert r.status_code == 403
+        r = httpx.post(
+            f"{url}/mcp", content=b"x" * 17 * 1024 * 1024, headers={"X-API-Key": "cli-key"}, timeout=60
+        )
+        assert r.status_code == 413
+    finally:
+        stop_process(proc)
+        log.close()
 
 
 def _rss_kib(pid: int) -> int:

@@ -151,9 +151,17 @@ class StreamEvent:
 class HayhooksClient:
     """Synchronous client for one Hayhooks server."""
 
-    def __init__(self, base_url: str, token: Optional[str] = None, timeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: Optional[str] = None,
+        timeout: Optional[float] = None,
+        api_key: Optional[str] = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if api_key:  # serving routes of a server with HAYHOOKS_API_KEYS (the admin token works there too)
+            headers["X-API-Key"] = api_key
         self._timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url,

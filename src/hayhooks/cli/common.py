@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from hayhooks.cli.client import DEFAULT_HOST, DEFAULT_PORT, HayhooksClient, resolve_base_url
+from hayhooks.cli.client import HayhooksClient, resolve_base_url
 from hayhooks.cli.output import EXIT_INPUT, fail
 
 UrlOption = Annotated[
@@ -67,8 +67,10 @@ def build_settings(overrides: dict[str, Any]) -> Any:
 
 def make_client(url: Optional[str], token: Optional[str]) -> HayhooksClient:
     """A client for ``--url`` (or the settings' host and port) with ``--token`` (or the settings')."""
-    host, port, settings_token = DEFAULT_HOST, DEFAULT_PORT, None
-    if url is None or token is None:
-        settings = build_settings({})
-        host, port, settings_token = settings.host, settings.port, settings.admin_token
-    return HayhooksClient(resolve_base_url(url, host, port), token=token or settings_token)
+    settings = build_settings({})
+    api_key = settings.api_keys[0] if settings.api_keys else None  # sent as X-API-Key
+    return HayhooksClient(
+        resolve_base_url(url, settings.host, settings.port),
+        token=token or settings.admin_token,
+        api_key=api_key,
+    )

@@ -33,6 +33,10 @@ AUTH_HINT = (
     "to the token the server was started with; without a token the server only accepts deploys "
     "from loopback clients."
 )
+API_KEY_HINT = (
+    "Hint: the server asks for an API key. Set HAYHOOKS_API_KEYS (the first key is sent as X-API-Key) "
+    "or HAYHOOKS_ADMIN_TOKEN."
+)
 
 
 def fail(message: str, code: int = EXIT_ERROR, hint: Optional[str] = None) -> NoReturn:
@@ -61,6 +65,8 @@ def handle_errors(auth_hint: bool = False) -> Iterator[None]:
         hint = None
         if auth_hint and exc.is_auth_error:
             hint = AUTH_HINT
+        elif exc.status_code == 401:
+            hint = API_KEY_HINT
         elif auth_hint and exc.status_code == 409:
             hint = "Hint: pass --overwrite to replace the deployed pipeline."
         elif exc.status_code == 504 and isinstance(exc.body, dict) and exc.body.get("result"):
