@@ -42,10 +42,15 @@ class Caller:
     http_version: Optional[str] = None
 
     @classmethod
-    def from_scope(cls, scope: Mapping[str, Any]) -> Caller:
-        """From an ASGI scope. Repeated headers are joined with ``,`` (so a second ``Host`` never hides)."""
+    def from_scope(cls, scope: Mapping[str, Any], only: Optional[frozenset[bytes]] = None) -> Caller:
+        """From an ASGI scope (header names arrive lower-case), keeping ``only`` those headers if given.
+
+        Repeated headers are joined with ``,`` (so a second ``Host`` never hides behind the first).
+        """
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope.get("headers") or ():
+            if only is not None and raw_name not in only:
+                continue
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value

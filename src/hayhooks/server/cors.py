@@ -15,14 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from hayhooks.security import LOOPBACK_ORIGIN_REGEX, explicit_origins
-from hayhooks.server.guard import route_kind, route_path
+from hayhooks.server.paths import RouteKind
 from hayhooks.settings import HayhooksSettings
 
 
-class CORSDispatch:
+class CORSPolicies:
+    """One Starlette ``CORSMiddleware`` per route kind, each in front of the same ``app``."""
+
     def __init__(self, app: ASGIApp, settings: HayhooksSettings) -> None:
         common: dict[str, Any] = {
             "allow_methods": settings.cors_allow_methods,
@@ -52,10 +54,5 @@ class CORSDispatch:
             **common,
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.general(scope, receive, send)
-            return
-        kind = route_kind(route_path(scope))
-        target = self.deploy if kind == "deploy" else self.mcp if kind == "mcp" else self.general
-        await target(scope, receive, send)
+    def for_kind(self, kind: RouteKind) -> ASGIApp:
+        return self.deploy if kind == "deploy" else self.mcp if kind == "mcp" else self.general

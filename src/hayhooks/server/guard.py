@@ -1,61 +1,28 @@
-"""The edge of the server: API keys, MCP ``Origin`` checks and request size limits, as ASGI middleware.
+"""The edge of the server, as one ASGI middleware: CORS, API keys, the MCP ``Origin`` check and
+request size limits.
 
-They run before any route (including the raw-ASGI MCP endpoints and unknown paths), so a refused
-request costs no body read and no route work. Who may do what is decided in ``hayhooks.security``;
-this module only classifies paths and renders refusals (OpenAI's error shape on OpenAI routes).
-``install_security(app, settings)`` wires it all, CORS included (``hayhooks.server.cors``).
+It runs before any route (the raw-ASGI MCP endpoints and unknown paths included), so a refused
+request costs no body read and no route work, and it reads the request's headers once: a plain
+API call (no ``Origin``, no keys configured) pays a header scan and a path lookup. Who may do what
+is decided in ``hayhooks.security``; this module only applies it and renders refusals (OpenAI's
+error shape on OpenAI routes). ``hayhooks.server.protection.install_security`` installs it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hayhooks.security import Caller, api_key_valid, mcp_origin_allowed
+from hayhooks.server.cors import CORSPolicies
+from hayhooks.server.paths import RouteKind, is_openai_path, route_kind, route_path
 from hayhooks.settings import HayhooksSettings
 
 log = logging.getLogger("hayhooks")
-
-RouteKind = Literal["open", "docs", "deploy", "mcp", "metrics", "serving"]
-
-OPEN_PATHS = frozenset({"/health", "/ready"})
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/openapi.json"})
-DOCS_PREFIXES = ("/docs/", "/redoc/")  # oauth2-redirect, locally served UI assets
-DEPLOY_PATHS = frozenset({"/deploy", "/deploy-files", "/deploy_files", "/deploy-yaml", "/deploy_yaml"})
-MCP_PATHS = frozenset({"/mcp", "/mcp/", "/sse", "/sse/", "/messages", "/messages/"})
-OPENAI_PATHS = frozenset({"/models", "/chat/completions", "/responses", "/files"})
-
-
-def route_path(scope: Scope) -> str:
-    """The path the router sees (without the ASGI ``root_path``)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path
-
-
-def route_kind(path: str) -> RouteKind:
-    """Which rule applies to a path. Anything unknown is a serving route (the safe default)."""
-    if path in OPEN_PATHS:
-        return "open"
-    if path in DOCS_PATHS or path.startswith(DOCS_PREFIXES):
-        return "docs"
-    if path in DEPLOY_PATHS or path.startswith("/undeploy/"):
-        return "deploy"
-    if path in MCP_PATHS:
-        return "mcp"
-    if path == "/metrics":
-        return "metrics"
-    return "serving"
-
-
-def is_openai_path(path: str) -> bool:
-    return path == "/v1" or path.startswith(("/v1/", "/models/")) or path in OPENAI_PATHS
 
 
 async def refuse(
@@ -80,11 +47,39 @@ async def refuse(
     await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
 
-class AccessGuard:
-    """API keys on serving routes, and the MCP specification's ``Origin`` check on MCP transports.
+# The headers the access rules read (API keys, MCP Origin): the rest is never decoded.
+_CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"origin", b"host"})
 
-    Deploy routes are left to their own guard (``hayhooks.security.authorize_deploy``): an API key
-    never deploys. ``/metrics`` needs a key unless the settings say ``metrics_public``.
+
+def _scan(scope: Scope) -> tuple[bytes | None, bytes, bool]:
+    """(Content-Length, Content-Type, has Origin): one pass over the headers on the hot path."""
+    length: bytes | None = None
+    content_type = b""
+    origin = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value
+        elif name == b"content-type":
+            content_type = value
+        elif name == b"origin":
+            origin = True
+    return length, content_type, origin
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Edge:
+    """CORS (per route kind, ``hayhooks.server.cors``) → access rules → body size limits → app.
+
+    - Serving routes need an API key when ``HAYHOOKS_API_KEYS`` is set; deploy routes are left to
+      their own guard (``hayhooks.security.authorize_deploy``): an API key never deploys.
+      ``/metrics`` needs a key unless the settings say ``metrics_public``.
+    - MCP transports get the MCP specification's ``Origin`` check (403).
+    - Bodies over ``HAYHOOKS_MAX_REQUEST_BYTES`` (multipart: ``HAYHOOKS_MAX_UPLOAD_BYTES``) get 413:
+      a declared ``Content-Length`` before one byte is read, a chunked body as it streams in; the
+      connection is closed, so the rest of an over-large body is never buffered.
     """
 
     def __init__(self, app: ASGIApp, settings: HayhooksSettings, public_paths: Iterable[str] = ()) -> None:
@@ -96,72 +91,63 @@ class AccessGuard:
             self.keyed.add("docs")
         if not getattr(settings, "metrics_public", False):
             self.keyed.add("metrics")
+        self.cors = CORSPolicies(self._guarded, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            # A cacheable answer (CORS adds ``Vary: Origin``) or a preflight.
+            await self.cors.for_kind(route_kind(route_path(scope)))(scope, receive, send)
+            return
+        length, content_type, browser = _scan(scope)
+        if browser:  # an Origin header: a browser's request
+            await self.cors.for_kind(route_kind(route_path(scope)))(scope, receive, send)
+            return
+        await self._check(scope, receive, send, length, content_type)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app behind CORS: the access rules and the limits."""
+        length, content_type, _ = _scan(scope)
+        await self._check(scope, receive, send, length, content_type)
+
+    async def _check(
+        self, scope: Scope, receive: Receive, send: Send, length: bytes | None, content_type: bytes
+    ) -> None:
         path = route_path(scope)
         kind = route_kind(path)
-        if path in self.public_paths or kind in ("open", "deploy"):
-            await self.app(scope, receive, send)
-            return
-        needs_key = bool(self.settings.api_keys) and kind in self.keyed
-        if kind != "mcp" and not needs_key:
-            await self.app(scope, receive, send)
-            return
-        caller = Caller.from_scope(scope)
-        if kind == "mcp" and not mcp_origin_allowed(self.settings, caller):
-            origin = caller.headers.get("origin", "")[:100]
-            message = (
-                f"Origin {origin!r} is not allowed to use MCP here; list it in HAYHOOKS_CORS_ALLOW_ORIGINS"
-            )
-            await refuse(scope, receive, send, 403, message, "forbidden_origin")
-            return
-        if needs_key and not api_key_valid(self.settings, caller):
-            await refuse(
-                scope,
-                receive,
-                send,
-                401,
-                "Missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                "invalid_api_key",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            return
-        await self.app(scope, receive, send)
+        if path not in self.public_paths and kind not in ("open", "deploy"):
+            needs_key = bool(self.settings.api_keys) and kind in self.keyed
+            if kind == "mcp" or needs_key:
+                caller = Caller.from_scope(scope, only=_CREDENTIAL_HEADERS)
+                if kind == "mcp" and not mcp_origin_allowed(self.settings, caller):
+                    origin = caller.headers.get("origin", "")[:100]
+                    message = (
+                        f"Origin {origin!r} is not allowed to use MCP here; "
+                        "list it in HAYHOOKS_CORS_ALLOW_ORIGINS"
+                    )
+                    await refuse(scope, receive, send, 403, message, "forbidden_origin")
+                    return
+                if needs_key and not api_key_valid(self.settings, caller):
+                    await refuse(
+                        scope,
+                        receive,
+                        send,
+                        401,
+                        "Missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                        "invalid_api_key",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                    return
+        await self._limited(scope, receive, send, length, content_type)
 
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """413 for bodies over ``HAYHOOKS_MAX_REQUEST_BYTES`` (multipart: ``HAYHOOKS_MAX_UPLOAD_BYTES``).
-
-    A declared ``Content-Length`` over the limit is refused before one byte of the body is read; a
-    chunked body is counted as it streams in and cut off at the limit. Either way the connection is
-    closed, so the rest of an over-large body is never buffered.
-    """
-
-    def __init__(self, app: ASGIApp, max_request_bytes: int, max_upload_bytes: int) -> None:
-        self.app = app
-        self.max_request_bytes = max_request_bytes
-        self.max_upload_bytes = max_upload_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        content_type = b""
-        length: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = value
-            elif name == b"content-type":
-                content_type = value
+    # -- body size limits ----------------------------------------------------------------------
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, length: bytes | None, content_type: bytes
+    ) -> None:
         upload = content_type[:10].lower() == b"multipart/"
-        limit = self.max_upload_bytes if upload else self.max_request_bytes
+        limit = self.settings.max_upload_bytes if upload else self.settings.max_request_bytes
         setting = "HAYHOOKS_MAX_UPLOAD_BYTES" if upload else "HAYHOOKS_MAX_REQUEST_BYTES"
         if limit <= 0:
             await self.app(scope, receive, send)

@@ -1,9 +1,10 @@
 """``install_security(app, settings)``: everything that protects an app, wired in one call.
 
-Order, outermost first: CORS (answers preflights before any key is asked for, and decorates
-refusals so browsers can read them) → access guard (API keys, MCP ``Origin``) → body size limits →
-the app. Also: validation errors that never echo huge inputs, JSON nested too deeply answered as
-400 instead of a 500, and the security schemes in the OpenAPI document.
+One middleware (``hayhooks.server.guard.Edge``), in this order: CORS (answers preflights before
+any key is asked for, and decorates refusals so browsers can read them) → access rules (API keys,
+MCP ``Origin``) → body size limits → the app. Also: validation errors that never echo huge
+inputs, JSON nested too deeply answered as 400 instead of a 500, and the security schemes in the
+OpenAPI document.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 
-from hayhooks.server.cors import CORSDispatch
-from hayhooks.server.guard import AccessGuard, BodyLimit, is_openai_path, route_kind
+from hayhooks.server.guard import Edge
+from hayhooks.server.paths import is_openai_path, route_kind
 from hayhooks.server.validation import clip_errors
 from hayhooks.settings import HayhooksSettings
 
@@ -28,11 +29,7 @@ def install_security(app: Starlette, settings: HayhooksSettings, public_paths: I
 
     ``public_paths`` are always open (e.g. the standalone MCP server's ``/status`` health check).
     """
-    app.add_middleware(
-        BodyLimit, max_request_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_upload_bytes
-    )  # type: ignore[arg-type]
-    app.add_middleware(AccessGuard, settings=settings, public_paths=tuple(public_paths))  # type: ignore[arg-type]
-    app.add_middleware(CORSDispatch, settings=settings)  # type: ignore[arg-type]
+    app.add_middleware(Edge, settings=settings, public_paths=tuple(public_paths))  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     if isinstance(app, FastAPI):
