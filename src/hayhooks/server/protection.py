@@ -3,8 +3,9 @@
 One middleware (``hayhooks.server.guard.Edge``), in this order: CORS (answers preflights before
 any key is asked for, and decorates refusals so browsers can read them) → access rules (API keys,
 MCP ``Origin``) → body size limits → the app. Also: validation errors that never echo huge
-inputs, JSON nested too deeply answered as 400 instead of a 500, and the security schemes in the
-OpenAPI document.
+inputs, and the security schemes in the OpenAPI document. (JSON nested too deeply is refused where
+it is parsed: pydantic's parser has a depth limit, the OpenAI routes and form fields catch
+``RecursionError``, FastAPI answers 400 for its body models.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 
 from hayhooks.server.guard import Edge
-from hayhooks.server.paths import is_openai_path, route_kind
+from hayhooks.server.paths import route_kind
 from hayhooks.server.validation import clip_errors
 from hayhooks.settings import HayhooksSettings
 
@@ -31,30 +32,12 @@ def install_security(app: Starlette, settings: HayhooksSettings, public_paths: I
     """
     app.add_middleware(Edge, settings=settings, public_paths=tuple(public_paths))  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RecursionError, _too_deep)  # type: ignore[arg-type]
     if isinstance(app, FastAPI):
         declare_security(app, settings)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(clip_errors(exc.errors()))}, status_code=422)
-
-
-async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
-    """Parsing JSON nested thousands of levels deep ends in RecursionError: the client's fault."""
-    message = "The request body is nested too deeply"
-    if is_openai_path(request.url.path):
-        body: dict[str, Any] = {
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "code": "invalid_request",
-                "param": None,
-            }
-        }
-    else:
-        body = {"detail": message}
-    return JSONResponse(body, status_code=400)
 
 
 # -- OpenAPI ---------------------------------------------------------------------------------------
