@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hayhooks.openai.convert import error_body
 from hayhooks.security import Caller, api_key_valid, mcp_origin_allowed
 from hayhooks.server.cors import CORSPolicies
 from hayhooks.server.paths import RouteKind, is_openai_path, route_kind, route_path
@@ -38,9 +39,7 @@ async def refuse(
     path = route_path(scope)
     if is_openai_path(path):
         kind = "authentication_error" if status == 401 else "invalid_request_error"
-        body: dict[str, Any] = {
-            "error": {"message": message, "type": kind, "code": openai_code, "param": None}
-        }
+        body: dict[str, Any] = error_body(message, kind, openai_code)
     else:
         body = {"detail": message}
     log.info("%s %s -> %s: %s", scope.get("method"), path[:200], status, message)
