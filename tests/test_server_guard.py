@@ -207,6 +207,8 @@ def test_hostile_bodies_get_4xx_json(small_limits, tmp_path):
         assert len(r.content) < 2_000
         r = http.post("/echo/run", json={"name": ["z" * 90_000]})
         assert r.status_code == 422 and len(r.content) < 2_000
+        r = http.post("/deploy-files", json={"name": "x", "files": "w" * 90_000})  # FastAPI's own 422
+        assert r.status_code == 422 and len(r.content) < 2_000 and "90000 characters" in r.text
         small = http.post("/echo/run", json={"times": "many", "name": "x"})  # small inputs stay as they are
         assert small.json()["detail"][0]["input"] == "many"
         assert http.post("/echo/run", json={"name": "ok"}).status_code == 200
