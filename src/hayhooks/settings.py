@@ -8,12 +8,15 @@ callers build a settings object in ``create_app`` / ``main``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hayhooks.pipelines.ignore import DEFAULT_PATTERNS as DEFAULT_IGNORE_PATTERNS
 
 
 class HayhooksSettings(BaseSettings):
@@ -77,6 +80,28 @@ class HayhooksSettings(BaseSettings):
     # Logging
     log_level: str = Field("info", description="Log level of the server.")
     access_log: bool = Field(True, description="Log every request (uvicorn access log).")
+
+    # Hayhooks 2.x compatibility (compat): folder reading and the CLI's connection to the server
+    files_to_ignore_patterns: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE_PATTERNS),
+        description="Files left out of a pipeline folder (shell patterns, matched against every path "
+        "component) by `deploy-files` and by the server: a JSON list or a comma list.",
+    )
+    use_https: bool = Field(False, description="The CLI talks to the server over https (client side only).")
+    disable_ssl: bool = Field(
+        False, description="The CLI does not verify the server's TLS certificate (self-signed setups)."
+    )
+
+    @field_validator("files_to_ignore_patterns", mode="before")
+    @classmethod
+    def _split_patterns(cls, value: Any) -> Any:
+        """Accept the 2.x form (a JSON list) and the plain one (``*.pyc, *.log``)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("workers")
     @classmethod

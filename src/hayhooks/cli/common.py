@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from hayhooks.cli.client import DEFAULT_HOST, DEFAULT_PORT, HayhooksClient, resolve_base_url
+from hayhooks.cli.client import HayhooksClient, resolve_base_url
 from hayhooks.cli.output import EXIT_INPUT, fail
 
 UrlOption = Annotated[
@@ -66,9 +66,18 @@ def build_settings(overrides: dict[str, Any]) -> Any:
 
 
 def make_client(url: Optional[str], token: Optional[str]) -> HayhooksClient:
-    """A client for ``--url`` (or the settings' host and port) with ``--token`` (or the settings')."""
-    host, port, settings_token = DEFAULT_HOST, DEFAULT_PORT, None
-    if url is None or token is None:
-        settings = build_settings({})
-        host, port, settings_token = settings.host, settings.port, settings.admin_token
-    return HayhooksClient(resolve_base_url(url, host, port), token=token or settings_token)
+    """A client for ``--url`` (or the settings' host and port) with ``--token`` (or the settings').
+
+    HAYHOOKS_USE_HTTPS picks ``https://`` for the settings' address (and a scheme-less ``--url``);
+    HAYHOOKS_DISABLE_SSL turns certificate checks off, as in Hayhooks 2.x.
+    """
+    settings = build_settings({})
+    base_url = resolve_base_url(url, settings.host, settings.port, https=settings.use_https)
+    return HayhooksClient(base_url, token=token or settings.admin_token, verify=not settings.disable_ssl)
+
+
+def ignore_rules() -> Any:
+    """HAYHOOKS_FILES_TO_IGNORE_PATTERNS as the rules ``deploy-files`` reads a folder with."""
+    from hayhooks.pipelines.ignore import IgnoreRules
+
+    return IgnoreRules(build_settings({}).files_to_ignore_patterns)

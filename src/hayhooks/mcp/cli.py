@@ -94,7 +94,8 @@ def _settings(
 
 # -- http ------------------------------------------------------------------------------------------
 def build_http_app(settings: Any) -> Any:
-    """The standalone app: MCP routes, ``GET /health``, and the service started in its lifespan."""
+    """The standalone app: MCP routes, ``GET /health`` (with readiness and tools), ``GET /status``
+    (``{"status": "ok"}``, as in 2.x), and the service started in its lifespan."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -115,7 +116,12 @@ def build_http_app(settings: Any) -> Any:
             {"status": "ok", "ready": service.ready, "tools": [t.name for t in bridge.tools()]}
         )
 
+    async def status(request: Request) -> JSONResponse:
+        # The probe of Hayhooks 2.x's standalone MCP server: container health checks call it.
+        return JSONResponse({"status": "ok"})
+
     routes.append(Route("/health", health, methods=["GET"]))
+    routes.append(Route("/status", status, methods=["GET"]))
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

@@ -183,15 +183,15 @@ class HayhooksMCP:
             return results.value_result(await asyncio.to_thread(service.status))
         if core.name == "get_pipeline_status":
             assert isinstance(args, _NameArgs)
-            pipeline = service.registry.get(args.name)
+            pipeline = service.registry.get(args.target)
             if pipeline is not None:
                 return results.value_result(
                     {**pipeline.info(), "status": "up", "mcp_tool": is_tool(pipeline)}
                 )
             for failure in service.registry.failures():
-                if failure.name == args.name:
+                if failure.name == args.target:
                     return results.value_result({**failure.info(), "status": "failed"})
-            raise PipelineNotFound(f"Pipeline '{args.name}' not found")
+            raise PipelineNotFound(f"Pipeline '{args.target}' not found")
         if core.name == "deploy_pipeline":
             assert isinstance(args, _DeployArgs)
             outcome = await service.deploy_files(
@@ -200,7 +200,7 @@ class HayhooksMCP:
             return results.value_result(outcome)
         if core.name == "undeploy_pipeline":
             assert isinstance(args, _NameArgs)
-            return results.value_result(await service.undeploy(args.name))
+            return results.value_result(await service.undeploy(args.target))
         raise NotSupported(f"Unknown core tool {core.name}")  # pragma: no cover
 
     async def _call_pipeline(

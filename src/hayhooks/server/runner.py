@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional
 
@@ -17,7 +18,11 @@ def export_settings(settings: HayhooksSettings) -> None:
     for name, value in settings.model_dump().items():
         if value is not None:
             os.environ[f"HAYHOOKS_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
+                str(value).lower()
+                if isinstance(value, bool)
+                else json.dumps(value)
+                if isinstance(value, (list, dict))
+                else str(value)
             )
 
 
