@@ -52,3 +52,22 @@ def test_a_2x_wrapper_reading_content_as_a_string_is_served_by_list_input_with_s
         model="responses_2x", input=[{"type": "message", "role": "user", "content": "from a list"}]
     )
     assert response.output_text == "You said: FROM A LIST"
+
+
+def test_chat_and_responses_methods_that_declare_headers_receive_them(live_app, tmp_path: Path) -> None:
+    pipelines = copy_pipelines(tmp_path / "pipelines", "chat_headers", "responses_2x", source=COMPAT)
+    server = live_app(pipelines)
+    client = OpenAI(
+        base_url=f"{server.url}/v1",
+        api_key="unused",
+        max_retries=0,
+        timeout=60,
+        default_headers={"X-User": "ada"},
+    )
+    chat = client.chat.completions.create(
+        model="chat_headers", messages=[{"role": "user", "content": "why?"}]
+    )
+    assert chat.choices[0].message.content == "ada asks: why?"
+    assert client.responses.create(model="chat_headers", input="x").output_text == "ada via responses"
+    # A method written without `headers` is called as before.
+    assert client.responses.create(model="responses_2x", input="ok").output_text == "You said: OK"
