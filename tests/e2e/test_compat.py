@@ -333,6 +333,40 @@ def test_root_path_starts_without_a_deprecation_warning(tmp_path):
     assert "Deprecat" not in log, log
 
 
+# -- 6. the short flags of 2.x ------------------------------------------------------------------------------
+def test_run_takes_the_short_flags_of_2x(tmp_path):
+    port = free_port()
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "greet.yml").write_text(GREET_YAML)
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*hayhooks_command(), "run", "-h", "127.0.0.1", "-p", str(port), "-d", str(pipelines), "-w", "1"],
+            env=clean_env(),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).json()["pipelines"] == ["greet"]
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+    assert "Show this message" in ok(run_cli("run", "--help", cwd=tmp_path))
+
+
 # -- 2 and 3. standalone MCP server ------------------------------------------------------------------------------
 @contextmanager
 def mcp_run(pipelines: Path, tmp_path: Path) -> Iterator[str]:
@@ -340,8 +374,19 @@ def mcp_run(pipelines: Path, tmp_path: Path) -> Iterator[str]:
     log_path = tmp_path / "mcp.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*hayhooks_command(), "mcp", "run", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--pipelines-dir", str(pipelines)],
+            # The 2.x short flags, and --json-response (-j).
+            [
+                *hayhooks_command(),
+                "mcp",
+                "run",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-d",
+                str(pipelines),
+                "-j",
+            ],
             env=clean_env(),
             cwd=tmp_path,
             stdout=log,

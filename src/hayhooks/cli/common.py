@@ -23,6 +23,7 @@ PipelinesDirOption = Annotated[
     Optional[Path],
     typer.Option(
         "--pipelines-dir",
+        "-d",
         help="The pipelines directory. \\[env: HAYHOOKS_PIPELINES_DIR; default: ./pipelines]",
         show_default=False,
     ),

@@ -50,6 +50,7 @@ def deploy_files(
         bool,
         typer.Option(
             "--skip-saving-files",
+            "-s",
             help="Deploy without keeping the files in the server's pipelines dir (gone on restart).",
         ),
     ] = False,

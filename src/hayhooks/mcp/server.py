@@ -286,10 +286,14 @@ class HayhooksMCP:
             allowed_origins=LOOPBACK_ORIGINS,
         )
 
-    def streamable_http_app(self, *, stateless: bool = True) -> ASGIApp:
+    def streamable_http_app(self, *, stateless: bool = True, json_response: bool = False) -> ASGIApp:
+        """``json_response``: answer Streamable HTTP calls with one JSON body instead of an SSE stream."""
         if self.session_manager is None:
             self.session_manager = StreamableHTTPSessionManager(
-                app=self.server, stateless=stateless, security_settings=self._security()
+                app=self.server,
+                stateless=stateless,
+                security_settings=self._security(),
+                json_response=json_response,
             )
         return _ASGI(self.session_manager.handle_request)
 
