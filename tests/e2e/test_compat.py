@@ -374,7 +374,7 @@ def mcp_run(pipelines: Path, tmp_path: Path) -> Iterator[str]:
     log_path = tmp_path / "mcp.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            # The 2.x short flags, and --json-response (-j).
+            # The 2.x short flags, --json-response (-j) and --debug.
             [
                 *hayhooks_command(),
                 "mcp",
@@ -386,6 +386,7 @@ def mcp_run(pipelines: Path, tmp_path: Path) -> Iterator[str]:
                 "-d",
                 str(pipelines),
                 "-j",
+                "--debug",
             ],
             env=clean_env(),
             cwd=tmp_path,
@@ -450,5 +451,6 @@ async def test_standalone_mcp_server_answers_the_2x_probe_and_takes_2x_tool_argu
             removed = await client.call_tool("undeploy_pipeline", {"pipeline_name": "echo"})
             assert removed.is_error is False, removed.content
             gone = await client.call_tool("get_pipeline_status", {"pipeline_name": "echo"})
-            assert gone.is_error is True
+            assert gone.is_error is True and "not found" in gone.content[0].text
+            assert "Traceback (most recent call last)" in gone.content[0].text  # --debug
     assert not (pipelines / "echo").exists()

@@ -162,7 +162,7 @@ class HayhooksMCP:
                 return await self._call_core(core, arguments, ctx.request)
             except Exception as exc:
                 log.info("MCP tool '%s' failed: %s", name, exc)
-                return results.error_result(exc)
+                return results.error_result(exc, self.settings.show_tracebacks)
         pipeline = self.service.registry.get(name)
         if pipeline is None or not is_tool(pipeline):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
@@ -170,7 +170,7 @@ class HayhooksMCP:
             return await self._call_pipeline(ctx, pipeline, arguments, headers)
         except Exception as exc:
             log.info("MCP tool '%s' failed: %s", name, exc, exc_info=not isinstance(exc, HayhooksError))
-            return results.error_result(exc)
+            return results.error_result(exc, self.settings.show_tracebacks)
 
     async def _call_core(
         self, core: CoreTool, arguments: dict[str, Any], request: Any
