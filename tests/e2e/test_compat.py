@@ -52,7 +52,15 @@ def test_every_deploy_route_answers_with_name_success_and_endpoint(tmp_path):
     calls = {
         "/deploy-files": {"name": "a_files", "files": {"pipeline_wrapper.py": ECHO}},
         "/deploy_files": {"name": "b_files", "files": {"pipeline_wrapper.py": ECHO}},
-        "/deploy-yaml": {"name": "c_yaml", "source_code": yaml_text},
+        # Every field of 2.x's request, nulls included (its models made them optional).
+        "/deploy-yaml": {
+            "name": "c_yaml",
+            "source_code": yaml_text,
+            "overwrite": False,
+            "description": None,
+            "skip_mcp": None,
+            "save_file": None,
+        },
         "/deploy": {"name": "d_legacy", "source_code": yaml_text},
     }
     with HayhooksServer(tmp_path / "pipelines", workdir=tmp_path) as server:

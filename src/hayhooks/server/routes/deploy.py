@@ -29,7 +29,7 @@ class DeployFilesRequest(BaseModel):
     description: Optional[str] = Field(
         None, description="Shown in /status, OpenAPI and the MCP tool instead of the run_api docstring"
     )
-    skip_mcp: bool = Field(False, description="Keep this pipeline out of the MCP tools")
+    skip_mcp: Optional[bool] = Field(False, description="Keep this pipeline out of the MCP tools")
 
 
 class DeployYamlRequest(BaseModel):
@@ -37,8 +37,9 @@ class DeployYamlRequest(BaseModel):
     source_code: str = Field(..., description="The pipeline YAML, with inputs: and outputs: sections")
     overwrite: bool = False
     description: Optional[str] = Field(None, description="Overrides a description: in the YAML")
-    save_file: bool = True
-    skip_mcp: bool = Field(False, description="Keep this pipeline out of the MCP tools")
+    # Optional as in 2.x, whose clients may send null for "the default".
+    save_file: Optional[bool] = True
+    skip_mcp: Optional[bool] = Field(False, description="Keep this pipeline out of the MCP tools")
 
 
 class LegacyDeployRequest(BaseModel):
@@ -56,7 +57,7 @@ async def deploy_files(body: DeployFilesRequest, request: Request) -> dict[str, 
         body.overwrite,
         body.save_files,
         description=body.description,
-        skip_mcp=body.skip_mcp,
+        skip_mcp=bool(body.skip_mcp),
     )
     return deployed(result)
 
@@ -66,7 +67,12 @@ async def deploy_files(body: DeployFilesRequest, request: Request) -> dict[str, 
 async def deploy_yaml(body: DeployYamlRequest, request: Request) -> dict[str, Any]:
     service = request.app.state.service
     result = await service.deploy_yaml(
-        body.name, body.source_code, body.overwrite, body.description, body.save_file, body.skip_mcp
+        body.name,
+        body.source_code,
+        body.overwrite,
+        body.description,
+        body.save_file is not False,
+        bool(body.skip_mcp),
     )
     return deployed(result)
 
