@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hayhooks.pipelines.ignore import DEFAULT_PATTERNS as DEFAULT_IGNORE_PATTERNS
@@ -91,6 +91,15 @@ class HayhooksSettings(BaseSettings):
     disable_ssl: bool = Field(
         False, description="The CLI does not verify the server's TLS certificate (self-signed setups)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_log_variable(cls, data: Any) -> Any:
+        """2.x read the log level from ``LOG`` too; HAYHOOKS_LOG_LEVEL (or an argument) wins."""
+        legacy = os.environ.get("LOG")
+        if legacy and isinstance(data, dict) and "log_level" not in data:
+            return {**data, "log_level": legacy}
+        return data
 
     @field_validator("files_to_ignore_patterns", mode="before")
     @classmethod
