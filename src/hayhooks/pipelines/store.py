@@ -159,13 +159,8 @@ class PipelineStore:
                 generation = self._bump_generation()
                 kind = "wrapper" if final.is_dir() else "yaml"
                 origin = "ephemeral" if ephemeral else "saved"
-                return generation, PipelineSource(
-                    name,
-                    kind,  # type: ignore[arg-type]
-                    str(final),
-                    _fingerprint(final, self.ignore),
-                    origin,  # type: ignore[arg-type]
-                )  # type: ignore[arg-type]
+                fingerprint = _fingerprint(final, self.ignore)
+                return generation, PipelineSource(name, kind, str(final), fingerprint, origin)  # type: ignore[arg-type]
         finally:
             shutil.rmtree(ready.parent, ignore_errors=True)
 
