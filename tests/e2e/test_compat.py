@@ -166,6 +166,9 @@ def test_deploy_yaml_description_overrides_the_yaml_and_skip_mcp_is_honoured(tmp
         assert "greet" not in _mcp_tools(f"{server.url}/mcp")
         saved = (tmp_path / "pipelines" / "greet.yml").read_text()
         assert "# a comment that stays" in saved and "From the file" not in saved
+        # `pipeline deploy`, which 2.1 kept only to say it was gone, deploys the YAML.
+        ok(run_cli("pipeline", "deploy", str(source), "-n", "greet_again", "--url", server.url, cwd=tmp_path))
+        assert status_of(server.url, "greet_again")["description"] == "From the file"
 
 
 # -- 6. HAYHOOKS_FILES_TO_IGNORE_PATTERNS -----------------------------------------------------------------

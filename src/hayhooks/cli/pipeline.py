@@ -161,6 +161,8 @@ def _read_yaml(path: Path) -> str:
 
 
 pipeline_app.command("deploy-yaml")(deploy_yaml_command)
+# 2.1 kept `pipeline deploy` only to say it was removed; deploying the YAML is what its users meant.
+pipeline_app.command("deploy", hidden=True, help="Same as `pipeline deploy-yaml`.")(deploy_yaml_command)
 
 
 # -- undeploy ------------------------------------------------------------------------------------
