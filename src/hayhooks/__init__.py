@@ -28,6 +28,9 @@ _LAZY = {
     "PipelineEvent": "hayhooks.streaming",
     "get_input_files": "hayhooks.streaming",
     "StreamCancelled": "hayhooks.streaming",
+    "default_on_tool_call_start": "hayhooks.callbacks",
+    "default_on_tool_call_end": "hayhooks.callbacks",
+    "default_on_pipeline_end": "hayhooks.callbacks",
 }
 
 __all__ = [

@@ -3,7 +3,10 @@
 import logging
 import sys
 
-log = logging.getLogger("hayhooks")
+from hayhooks.log_compat import install as _loguru_habits
+
+# 2.x wrappers call log.trace / log.success / log.info("{}", x): see hayhooks.log_compat.
+log = _loguru_habits(logging.getLogger("hayhooks"))
 
 
 def configure_logging(level: str, tag: str = "hayhooks") -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "MessageEventData",
     "NotificationEventData",
     "create_status_event",
+    "create_chat_completion_event",
     "create_message_event",
     "create_replace_event",
     "create_source_event",
@@ -90,6 +91,11 @@ def create_notification_event(
 def create_chat_title_event(title: str) -> OpenWebUIEvent:
     """Set the conversation title."""
     return OpenWebUIEvent(type="chat:title", data={"title": title})
+
+
+def create_chat_completion_event(data: dict[str, Any]) -> OpenWebUIEvent:
+    """A ``chat:completion`` event carrying completion data (the 2.x helper of that name)."""
+    return OpenWebUIEvent(type="chat:completion", data=dict(data))
 
 
 def create_chat_tags_event(tags: list[str]) -> OpenWebUIEvent:

@@ -13,8 +13,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hayhooks.pipelines.ignore import DEFAULT_PATTERNS as DEFAULT_IGNORE_PATTERNS
 
 # A list setting read from the environment as a JSON list (`["a", "b"]`) or a comma list (`a, b`).
 StrList = Annotated[list[str], NoDecode]
@@ -104,12 +106,33 @@ class HayhooksSettings(BaseSettings):
     cors_expose_headers: StrList = Field(default_factory=list, description="CORS: headers browsers may read.")
     cors_max_age: int = Field(600, description="CORS: seconds a browser may cache a preflight answer.")
 
+    # Hayhooks 2.x compatibility (compat): folder reading and the CLI's connection to the server
+    files_to_ignore_patterns: StrList = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE_PATTERNS),
+        description="Files left out of a pipeline folder (shell patterns, matched against every path "
+        "component) by `deploy-files` and by the server: a JSON list or a comma list.",
+    )
+    use_https: bool = Field(False, description="The CLI talks to the server over https (client side only).")
+    disable_ssl: bool = Field(
+        False, description="The CLI does not verify the server's TLS certificate (self-signed setups)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_log_variable(cls, data: Any) -> Any:
+        """2.x read the log level from ``LOG`` too; HAYHOOKS_LOG_LEVEL (or an argument) wins."""
+        legacy = os.environ.get("LOG")
+        if legacy and isinstance(data, dict) and "log_level" not in data:
+            return {**data, "log_level": legacy}
+        return data
+
     @field_validator(
         "api_keys",
         "cors_allow_origins",
         "cors_allow_methods",
         "cors_allow_headers",
         "cors_expose_headers",
+        "files_to_ignore_patterns",
         mode="before",
     )
     @classmethod

@@ -57,27 +57,29 @@ class ServerError(ClientError):
         return self.status_code in (401, 403)
 
 
-def server_url(host: str, port: int) -> str:
+def server_url(host: str, port: int, scheme: str = "http") -> str:
     """``http://host:port`` for a host the server was told to bind to (wildcards → loopback)."""
     host = host.strip()
     host = _WILDCARD_HOSTS.get(host, host)
     bare = host.strip("[]")
     if ":" in bare:  # IPv6 literal
         host = f"[{bare}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
-def resolve_base_url(url: Optional[str], host: str, port: int) -> str:
+def resolve_base_url(url: Optional[str], host: str, port: int, https: bool = False) -> str:
     """The server's base URL: an explicit ``--url`` wins, else the (settings') host and port.
 
-    A ``--url`` without a scheme gets ``http://``; trailing slashes are dropped so paths join cleanly.
+    A ``--url`` without a scheme gets ``http://`` (``https://`` with HAYHOOKS_USE_HTTPS); trailing
+    slashes are dropped so paths join cleanly.
     """
+    scheme = "https" if https else "http"
     if url:
         url = url.strip()
         if "://" not in url:
-            url = "http://" + url
+            url = f"{scheme}://{url}"
         return url.rstrip("/")
-    return server_url(host, port)
+    return server_url(host, port, scheme)
 
 
 def format_detail(detail: Any) -> str:
@@ -157,7 +159,9 @@ class HayhooksClient:
         token: Optional[str] = None,
         timeout: Optional[float] = None,
         api_key: Optional[str] = None,
+        verify: bool = True,
     ) -> None:
+        """``verify=False`` (HAYHOOKS_DISABLE_SSL) accepts any TLS certificate, e.g. a self-signed one."""
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if api_key:  # serving routes of a server with HAYHOOKS_API_KEYS (the admin token works there too)
@@ -167,6 +171,7 @@ class HayhooksClient:
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+            verify=verify,
         )
 
     def close(self) -> None:
@@ -220,6 +225,8 @@ class HayhooksClient:
         *,
         overwrite: bool = False,
         save_files: bool = True,
+        description: Optional[str] = None,
+        skip_mcp: bool = False,
         extra: Optional[dict[str, Any]] = None,
     ) -> Any:
         payload: dict[str, Any] = {
@@ -228,6 +235,11 @@ class HayhooksClient:
             "overwrite": overwrite,
             "save_files": save_files,
         }
+        # Only when given: servers that predate these fields keep accepting the request.
+        if description is not None:
+            payload["description"] = description
+        if skip_mcp:
+            payload["skip_mcp"] = True
         payload.update(extra or {})
         return self._request("POST", "/deploy-files", json=payload)
 
@@ -239,6 +251,7 @@ class HayhooksClient:
         overwrite: bool = False,
         description: Optional[str] = None,
         save_file: bool = True,
+        skip_mcp: bool = False,
         extra: Optional[dict[str, Any]] = None,
     ) -> Any:
         payload: dict[str, Any] = {
@@ -248,6 +261,8 @@ class HayhooksClient:
             "description": description,
             "save_file": save_file,
         }
+        if skip_mcp:
+            payload["skip_mcp"] = True
         payload.update(extra or {})
         return self._request("POST", "/deploy-yaml", json=payload)
 

@@ -23,6 +23,7 @@ PipelinesDirOption = Annotated[
     Optional[Path],
     typer.Option(
         "--pipelines-dir",
+        "-d",
         help="The pipelines directory. \\[env: HAYHOOKS_PIPELINES_DIR; default: ./pipelines]",
         show_default=False,
     ),
@@ -66,11 +67,22 @@ def build_settings(overrides: dict[str, Any]) -> Any:
 
 
 def make_client(url: Optional[str], token: Optional[str]) -> HayhooksClient:
-    """A client for ``--url`` (or the settings' host and port) with ``--token`` (or the settings')."""
+    """A client for ``--url`` (or the settings' host and port) with ``--token`` (or the settings').
+
+    HAYHOOKS_USE_HTTPS picks ``https://`` for the settings' address (and a scheme-less ``--url``);
+    HAYHOOKS_DISABLE_SSL turns certificate checks off, as in Hayhooks 2.x. The first of the CLI's own
+    HAYHOOKS_API_KEYS is sent as ``X-API-Key`` for servers that require one.
+    """
     settings = build_settings({})
-    api_key = settings.api_keys[0] if settings.api_keys else None  # sent as X-API-Key
+    base_url = resolve_base_url(url, settings.host, settings.port, https=settings.use_https)
+    api_key = settings.api_keys[0] if settings.api_keys else None
     return HayhooksClient(
-        resolve_base_url(url, settings.host, settings.port),
-        token=token or settings.admin_token,
-        api_key=api_key,
+        base_url, token=token or settings.admin_token, api_key=api_key, verify=not settings.disable_ssl
     )
+
+
+def ignore_rules() -> Any:
+    """HAYHOOKS_FILES_TO_IGNORE_PATTERNS as the rules ``deploy-files`` reads a folder with."""
+    from hayhooks.pipelines.ignore import IgnoreRules
+
+    return IgnoreRules(build_settings({}).files_to_ignore_patterns)

@@ -9,9 +9,10 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hayhooks.cli.client import ClientError, UploadFile
+from hayhooks.pipelines.ignore import IgnoreRules
 
 WRAPPER_FILE = "pipeline_wrapper.py"
 SKIPPED_DIRS = {"__pycache__"}
@@ -76,11 +77,12 @@ def _walk_files(root: Path) -> list[Path]:
     return found
 
 
-def collect_pipeline_files(folder: Path | str) -> dict[str, str]:
+def collect_pipeline_files(folder: Path | str, ignore: Optional[IgnoreRules] = None) -> dict[str, str]:
     """Read a pipeline wrapper folder into ``{relative posix path: UTF-8 text}`` for ``deploy-files``.
 
-    Skips hidden files and folders, ``__pycache__`` and compiled files. The folder must exist and
-    hold a ``pipeline_wrapper.py`` at its top level; every file must be UTF-8 text.
+    Skips hidden files and folders and whatever ``ignore`` (HAYHOOKS_FILES_TO_IGNORE_PATTERNS;
+    compiled files, ``__pycache__``, native extensions by default) matches. The folder must exist
+    and hold a ``pipeline_wrapper.py`` at its top level; every file must be UTF-8 text.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -91,8 +93,11 @@ def collect_pipeline_files(folder: Path | str) -> dict[str, str]:
         raise InputError(f"No {WRAPPER_FILE} in {folder}: a pipeline wrapper folder needs one.")
 
     files: dict[str, str] = {}
+    rules = ignore or IgnoreRules()
     for path in _walk_files(folder):
         relative = path.relative_to(folder).as_posix()
+        if rules.ignores(relative):
+            continue
         try:
             raw = path.read_bytes()
         except OSError as exc:

@@ -50,12 +50,14 @@ def _root(
 # -- run -----------------------------------------------------------------------------------------
 
 
-@app.command("run")
+# The short flags of Hayhooks 2.x: `-h` is the host here, so only `--help` shows the help.
+@app.command("run", context_settings={"help_option_names": ["--help"]})
 def run(
     host: Annotated[
         Optional[str],
         typer.Option(
             "--host",
+            "-h",
             help="Address to bind to. \\[env: HAYHOOKS_HOST; default: 127.0.0.1]",
             show_default=False,
         ),
@@ -63,7 +65,10 @@ def run(
     port: Annotated[
         Optional[int],
         typer.Option(
-            "--port", help="Port to listen on. \\[env: HAYHOOKS_PORT; default: 1416]", show_default=False
+            "--port",
+            "-p",
+            help="Port to listen on. \\[env: HAYHOOKS_PORT; default: 1416]",
+            show_default=False,
         ),
     ] = None,
     pipelines_dir: PipelinesDirOption = None,
@@ -77,12 +82,13 @@ def run(
     ] = None,
     additional_python_path: AdditionalPythonPathOption = None,
     reload: Annotated[
-        bool, typer.Option("--reload", help="Reload changed pipelines within 0.25 s (development).")
+        bool, typer.Option("--reload", "-r", help="Reload changed pipelines within 0.25 s (development).")
     ] = False,
     workers: Annotated[
         Optional[str],
         typer.Option(
             "--workers",
+            "-w",
             metavar="N|auto",
             help="Worker processes: a number or `auto` (usable cores). \\[env: HAYHOOKS_WORKERS; default: 1]",
             show_default=False,

@@ -28,6 +28,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 EXIT_ERROR = 1
 EXIT_INPUT = 2
 
+DISABLED_HINT = (
+    "Hint: this server has runtime deploys turned off, so no token helps. Put the pipeline in the "
+    "server's pipelines directory instead; every worker picks it up on its own."
+)
 AUTH_HINT = (
     "Hint: deploy routes need the server's admin token. Set HAYHOOKS_ADMIN_TOKEN (or pass --token) "
     "to the token the server was started with; without a token the server only accepts deploys "
@@ -63,7 +67,9 @@ def handle_errors(auth_hint: bool = False) -> Iterator[None]:
         fail(str(exc), EXIT_ERROR)
     except ServerError as exc:
         hint = None
-        if auth_hint and exc.is_auth_error:
+        if auth_hint and exc.is_auth_error and "HAYHOOKS_DISABLE_RUNTIME_DEPLOY" in exc.detail:
+            hint = DISABLED_HINT
+        elif auth_hint and exc.is_auth_error:
             hint = AUTH_HINT
         elif exc.status_code == 401:
             hint = API_KEY_HINT

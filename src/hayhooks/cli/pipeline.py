@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from hayhooks.cli.client import ServerError
-from hayhooks.cli.common import TokenOption, UrlOption, make_client
+from hayhooks.cli.common import TokenOption, UrlOption, ignore_rules, make_client
 from hayhooks.cli.inputs import collect_pipeline_files, collect_upload_files, parse_params
 from hayhooks.cli.output import (
     EXIT_ERROR,
@@ -50,6 +50,7 @@ def deploy_files(
         bool,
         typer.Option(
             "--skip-saving-files",
+            "-s",
             help="Deploy without keeping the files in the server's pipelines dir (gone on restart).",
         ),
     ] = False,
@@ -57,30 +58,30 @@ def deploy_files(
         Optional[str],
         typer.Option(
             "--description",
-            help="Accepted for Hayhooks 2.x compatibility; the wrapper's docstrings describe it.",
-            hidden=True,
+            help="Description shown in status, OpenAPI and MCP (default: the run_api docstring).",
+            show_default=False,
         ),
     ] = None,
     skip_mcp: Annotated[
         bool,
-        typer.Option(
-            "--skip-mcp",
-            help="Accepted for Hayhooks 2.x compatibility; set `skip_mcp = True` in the wrapper.",
-            hidden=True,
-        ),
+        typer.Option("--skip-mcp", help="Keep this pipeline out of the MCP tools."),
     ] = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Deploy a pipeline wrapper folder (every text file in DIR, recursively)."""
-    if description is not None:
-        warn("--description is ignored for wrapper folders: the run_api docstring describes the pipeline.")
-    if skip_mcp:
-        warn("--skip-mcp is ignored for wrapper folders: set `skip_mcp = True` on the wrapper class instead.")
+    """Deploy a pipeline wrapper folder (every text file in DIR, recursively, except those matched
+    by HAYHOOKS_FILES_TO_IGNORE_PATTERNS)."""
     with handle_errors(auth_hint=True):
-        files = collect_pipeline_files(pipeline_dir)
+        files = collect_pipeline_files(pipeline_dir, ignore_rules())
         with make_client(url, token) as client, progress(f"Deploying '{name}' ({len(files)} files)..."):
-            body = client.deploy_files(name, files, overwrite=overwrite, save_files=not skip_saving_files)
+            body = client.deploy_files(
+                name,
+                files,
+                overwrite=overwrite,
+                save_files=not skip_saving_files,
+                description=description,
+                skip_mcp=skip_mcp,
+            )
     confirmation("deployed", name, body)
 
 
@@ -109,7 +110,9 @@ def deploy_yaml_command(
     description: Annotated[
         Optional[str],
         typer.Option(
-            "--description", help="Description shown in status, OpenAPI and MCP.", show_default=False
+            "--description",
+            help="Description shown in status, OpenAPI and MCP; wins over a description: in the YAML.",
+            show_default=False,
         ),
     ] = None,
     save_file: Annotated[
@@ -121,19 +124,13 @@ def deploy_yaml_command(
     ] = True,
     skip_mcp: Annotated[
         bool,
-        typer.Option(
-            "--skip-mcp",
-            help="Accepted for Hayhooks 2.x compatibility; not supported for YAML pipelines.",
-            hidden=True,
-        ),
+        typer.Option("--skip-mcp", help="Keep this pipeline out of the MCP tools."),
     ] = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Deploy a pipeline from a YAML file."""
     pipeline_name = name or yaml_file.stem
-    if skip_mcp:
-        warn("--skip-mcp is ignored: this server has no per-deploy MCP opt-out for YAML pipelines.")
     with handle_errors(auth_hint=True):
         source_code = _read_yaml(yaml_file)
         with make_client(url, token) as client, progress(f"Deploying '{pipeline_name}'..."):
@@ -143,6 +140,7 @@ def deploy_yaml_command(
                 overwrite=overwrite,
                 description=description,
                 save_file=save_file,
+                skip_mcp=skip_mcp,
             )
     confirmation("deployed", pipeline_name, body)
 
@@ -163,6 +161,8 @@ def _read_yaml(path: Path) -> str:
 
 
 pipeline_app.command("deploy-yaml")(deploy_yaml_command)
+# 2.1 kept `pipeline deploy` only to say it was removed; deploying the YAML is what its users meant.
+pipeline_app.command("deploy", hidden=True, help="Same as `pipeline deploy-yaml`.")(deploy_yaml_command)
 
 
 # -- undeploy ------------------------------------------------------------------------------------

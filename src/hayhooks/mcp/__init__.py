@@ -38,11 +38,11 @@ SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"
 
 
-def mcp_routes(bridge: HayhooksMCP, *, stateless: bool = True) -> list[Route]:
+def mcp_routes(bridge: HayhooksMCP, *, stateless: bool = True, json_response: bool = False) -> list[Route]:
     """Starlette routes of the HTTP transports (exact paths, so they never shadow pipeline routes)."""
     from starlette.routing import Route
 
-    streamable = bridge.streamable_http_app(stateless=stateless)
+    streamable = bridge.streamable_http_app(stateless=stateless, json_response=json_response)
     sse_connect, sse_post = bridge.sse_apps(MESSAGES_PATH)
     return [
         Route(MCP_PATH, endpoint=streamable, methods=["GET", "POST", "DELETE"], name="mcp"),

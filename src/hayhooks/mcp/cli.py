@@ -35,12 +35,14 @@ class TransportChoice(str, Enum):
     stdio = "stdio"
 
 
-@mcp_app.command("run")
+# As in Hayhooks 2.x, `-h` is the host here (`--help` still shows the help).
+@mcp_app.command("run", context_settings={"help_option_names": ["--help"]})
 def run(
     host: Annotated[
         Optional[str],
         typer.Option(
             "--host",
+            "-h",
             help="Address to bind to (http transport). \\[env: HAYHOOKS_MCP_HOST; default: 127.0.0.1]",
             show_default=False,
         ),
@@ -49,6 +51,7 @@ def run(
         Optional[int],
         typer.Option(
             "--port",
+            "-p",
             help="Port to listen on (http transport). \\[env: HAYHOOKS_MCP_PORT; default: 1417]",
             show_default=False,
         ),
@@ -63,17 +66,31 @@ def run(
         ),
     ] = TransportChoice.http,
     additional_python_path: AdditionalPythonPathOption = None,
+    json_response: Annotated[
+        bool,
+        typer.Option(
+            "--json-response",
+            "-j",
+            help="Streamable HTTP answers each call with one JSON body instead of an SSE stream (no progress).",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Add tracebacks to error messages (HAYHOOKS_SHOW_TRACEBACKS)."),
+    ] = False,
 ) -> None:
     """Run an MCP server whose tools are the pipelines of the pipelines directory."""
     if transport is TransportChoice.stdio:
         # Before anything can print: stdout is the protocol wire from here on.
         wire_in, wire_out = _claim_stdio()
     settings = _settings(host, port, pipelines_dir, additional_python_path)
+    if debug:
+        settings = settings.model_copy(update={"show_tracebacks": True})
     configure_logging(settings.log_level, tag="hayhooks-mcp")
     if transport is TransportChoice.stdio:
         asyncio.run(_serve_stdio(settings, wire_in, wire_out))
     else:
-        _serve_http(settings)
+        _serve_http(settings, json_response=json_response)
 
 
 def _settings(
@@ -93,8 +110,9 @@ def _settings(
 
 
 # -- http ------------------------------------------------------------------------------------------
-def build_http_app(settings: Any) -> Any:
-    """The standalone app: MCP routes, ``GET /health``, and the service started in its lifespan."""
+def build_http_app(settings: Any, json_response: bool = False) -> Any:
+    """The standalone app: MCP routes, ``GET /health`` (with readiness and tools), ``GET /status``
+    (``{"status": "ok"}``, as in 2.x), and the service started in its lifespan."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -108,14 +126,19 @@ def build_http_app(settings: Any) -> Any:
     bridge = HayhooksMCP(service, transport="http")
     # One process: stateful sessions are safe here and let handshake-era Streamable HTTP clients
     # receive list_changed notifications on their GET stream.
-    routes = mcp_routes(bridge, stateless=False)
+    routes = mcp_routes(bridge, stateless=False, json_response=json_response)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": "ok", "ready": service.ready, "tools": [t.name for t in bridge.tools()]}
         )
 
+    async def status(request: Request) -> JSONResponse:
+        # The probe of Hayhooks 2.x's standalone MCP server: container health checks call it.
+        return JSONResponse({"status": "ok"})
+
     routes.append(Route("/health", health, methods=["GET"]))
+    routes.append(Route("/status", status, methods=["GET"]))
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -136,10 +159,10 @@ def build_http_app(settings: Any) -> Any:
     return app
 
 
-def _serve_http(settings: Any) -> None:
+def _serve_http(settings: Any, json_response: bool = False) -> None:
     import uvicorn
 
-    app = build_http_app(settings)
+    app = build_http_app(settings, json_response=json_response)
     logging.getLogger("hayhooks").info(
         "MCP server on http://%s:%s (Streamable HTTP: /mcp, SSE: /sse)", settings.host, settings.port
     )

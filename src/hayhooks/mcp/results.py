@@ -81,10 +81,14 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def error_result(exc: BaseException) -> types.CallToolResult:
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=error_message(exc))], is_error=True
-    )
+def error_result(exc: BaseException, with_traceback: bool = False) -> types.CallToolResult:
+    """A tool error; ``with_traceback`` (HAYHOOKS_SHOW_TRACEBACKS, ``mcp run --debug``) appends it."""
+    text = error_message(exc)
+    if with_traceback:
+        import traceback
+
+        text += "\n" + "".join(traceback.format_exception(exc))
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
 def chunk_text(chunk: Any) -> str:

@@ -164,7 +164,7 @@ class HayhooksMCP:
                 return await self._call_core(core, arguments, ctx.request)
             except Exception as exc:
                 log.info("MCP tool '%s' failed: %s", name, exc)
-                return results.error_result(exc)
+                return results.error_result(exc, self.settings.show_tracebacks)
         pipeline = self.service.registry.get(name)
         if pipeline is None or not is_tool(pipeline):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
@@ -172,7 +172,7 @@ class HayhooksMCP:
             return await self._call_pipeline(ctx, pipeline, arguments, headers)
         except Exception as exc:
             log.info("MCP tool '%s' failed: %s", name, exc, exc_info=not isinstance(exc, HayhooksError))
-            return results.error_result(exc)
+            return results.error_result(exc, self.settings.show_tracebacks)
 
     async def _call_core(
         self, core: CoreTool, arguments: dict[str, Any], request: Any
@@ -188,15 +188,15 @@ class HayhooksMCP:
         if core.name == "get_pipeline_status":
             assert isinstance(args, _NameArgs)
             details = sees_details(self.settings, self.transport, request)
-            pipeline = service.registry.get(args.name)
+            pipeline = service.registry.get(args.target)
             if pipeline is not None:
                 info = {**pipeline.info(), "status": "up", "mcp_tool": is_tool(pipeline)}
                 return results.value_result(info if details else public_pipeline_info(info))
             for failure in service.registry.failures():
-                if failure.name == args.name:
+                if failure.name == args.target:
                     info = {**failure.info(), "status": "failed"}
                     return results.value_result(info if details else public_pipeline_info(info))
-            raise PipelineNotFound(f"Pipeline '{args.name}' not found")
+            raise PipelineNotFound(f"Pipeline '{args.target}' not found")
         if core.name == "deploy_pipeline":
             assert isinstance(args, _DeployArgs)
             outcome = await service.deploy_files(
@@ -205,7 +205,7 @@ class HayhooksMCP:
             return results.value_result(outcome)
         if core.name == "undeploy_pipeline":
             assert isinstance(args, _NameArgs)
-            return results.value_result(await service.undeploy(args.name))
+            return results.value_result(await service.undeploy(args.target))
         raise NotSupported(f"Unknown core tool {core.name}")  # pragma: no cover
 
     async def _call_pipeline(
@@ -292,10 +292,14 @@ class HayhooksMCP:
             allowed_origins=[*LOOPBACK_ORIGINS, *sorted(explicit_origins(self.settings))],
         )
 
-    def streamable_http_app(self, *, stateless: bool = True) -> ASGIApp:
+    def streamable_http_app(self, *, stateless: bool = True, json_response: bool = False) -> ASGIApp:
+        """``json_response``: answer Streamable HTTP calls with one JSON body instead of an SSE stream."""
         if self.session_manager is None:
             self.session_manager = StreamableHTTPSessionManager(
-                app=self.server, stateless=stateless, security_settings=self._security()
+                app=self.server,
+                stateless=stateless,
+                security_settings=self._security(),
+                json_response=json_response,
             )
         return _ASGI(self.session_manager.handle_request)
 

@@ -7,10 +7,10 @@ its schema, who may deploy, how arguments become run kwargs) sit apart from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import mcp_types as types
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from hayhooks.errors import Forbidden
 from hayhooks.pipelines.models import LoadedPipeline
@@ -25,7 +25,28 @@ class _NoArgs(BaseModel):
 
 
 class _NameArgs(BaseModel):
-    name: str = Field(description="Name of the pipeline.")
+    """One pipeline, named as Hayhooks 2.x clients send it (``pipeline_name``) or as ``name``.
+
+    The advertised tool schema marks ``pipeline_name`` required (the 2.x shape, and no top-level
+    ``anyOf``, which some model APIs refuse in tool schemas); the server validates with this model,
+    so ``name`` keeps working for clients written against earlier versions of this server.
+    """
+
+    pipeline_name: Optional[str] = Field(None, description="Name of the pipeline.")
+    name: Optional[str] = Field(None, description="Same as pipeline_name (either one is enough).")
+
+    @model_validator(mode="after")
+    def _one_name(self) -> _NameArgs:
+        if not (self.pipeline_name or self.name):
+            raise ValueError("give the pipeline's name as 'pipeline_name'")
+        if self.pipeline_name and self.name and self.pipeline_name != self.name:
+            raise ValueError("'pipeline_name' and 'name' differ; give only one of them")
+        return self
+
+    @property
+    def target(self) -> str:
+        """The pipeline the call is about."""
+        return self.pipeline_name or self.name or ""
 
 
 class _DeployArgs(BaseModel):
@@ -44,12 +65,20 @@ class CoreTool:
     args: type[BaseModel]
     admin: bool  # deploys code: guarded like the HTTP deploy endpoints
     read_only: bool
+    # Fields the advertised schema marks required when the model itself can't say it (alternatives).
+    advertised_required: tuple[str, ...] = ()
+
+    def advertised_schema(self) -> dict[str, Any]:
+        schema = self.args.model_json_schema()
+        if self.advertised_required:
+            schema["required"] = list(self.advertised_required)
+        return schema
 
     def tool(self) -> types.Tool:
         return types.Tool(
             name=self.name,
             description=self.description,
-            input_schema=self.args.model_json_schema(),
+            input_schema=self.advertised_schema(),
             annotations=types.ToolAnnotations(
                 read_only_hint=self.read_only,
                 destructive_hint=None if self.read_only else True,
@@ -74,6 +103,7 @@ CORE_TOOLS: dict[str, CoreTool] = {
             _NameArgs,
             admin=False,
             read_only=True,
+            advertised_required=("pipeline_name",),
         ),
         CoreTool(
             "deploy_pipeline",
@@ -89,6 +119,7 @@ CORE_TOOLS: dict[str, CoreTool] = {
             _NameArgs,
             admin=True,
             read_only=False,
+            advertised_required=("pipeline_name",),
         ),
     )
 }

@@ -26,6 +26,7 @@ from hayhooks.openai.convert import (
     new_id,
     to_plain,
 )
+from hayhooks.openai.headers import headers_kwarg
 from hayhooks.openai.responses import ResponseAccumulator, response_pieces
 from hayhooks.pipelines.models import LoadedPipeline
 from hayhooks.pipelines.wrapper import implemented_method
@@ -150,7 +151,13 @@ class Handlers:
                 raise BadRequest("'messages' is required: a list of chat messages")
             pipeline, method, is_async = self._pipeline(model, "chat", "chat completions")
             result = await self.service.executor.call(
-                pipeline, method, is_async, model=model, messages=messages, body=body
+                pipeline,
+                method,
+                is_async,
+                model=model,
+                messages=messages,
+                body=body,
+                **headers_kwarg(pipeline, method, request.headers),
             )
         except Exception as exc:
             return _from_exception(model, exc)
@@ -202,7 +209,13 @@ class Handlers:
                 raise BadRequest(str(exc)) from None
             pipeline, method, is_async = self._pipeline(model, "responses", "the Responses API")
             result = await self.service.executor.call(
-                pipeline, method, is_async, model=model, input_items=input_items, body=body
+                pipeline,
+                method,
+                is_async,
+                model=model,
+                input_items=input_items,
+                body=body,
+                **headers_kwarg(pipeline, method, request.headers),
             )
         except Exception as exc:
             return _from_exception(model, exc)

@@ -6,6 +6,7 @@ that into a reported failure, never a crashed server.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.machinery
 import importlib.util
@@ -18,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from hayhooks.errors import PipelineLoadError
-from hayhooks.pipelines import yaml_pipeline
+from hayhooks.pipelines import deploy_meta, yaml_pipeline
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
 from hayhooks.pipelines.names import validate_name
 from hayhooks.pipelines.signature import build_run_spec
@@ -126,6 +127,12 @@ def describe(source: PipelineSource, wrapper: BasePipelineWrapper) -> LoadedPipe
         method_name, is_async = implemented_method(wrapper, "run")  # type: ignore[misc]
         run_spec = build_run_spec(source.name, getattr(wrapper, method_name), method_name, is_async)
     description = run_spec.description if run_spec else (type(wrapper).__doc__ or "").strip()
+    # A deploy's --description / --skip-mcp, saved with the files (hayhooks.pipelines.deploy_meta).
+    meta = deploy_meta.read(Path(source.path)) if source.kind == "wrapper" else deploy_meta.DeployMeta()
+    if meta.description:
+        description = meta.description
+        if run_spec is not None:
+            run_spec = dataclasses.replace(run_spec, description=meta.description)
     return LoadedPipeline(
         name=source.name,
         kind=source.kind,
@@ -134,7 +141,7 @@ def describe(source: PipelineSource, wrapper: BasePipelineWrapper) -> LoadedPipe
         capabilities=capabilities,
         run=run_spec,
         description=description,
-        skip_mcp=bool(getattr(wrapper, "skip_mcp", False)),
+        skip_mcp=meta.skip_mcp or bool(getattr(wrapper, "skip_mcp", False)),
     )
 
 

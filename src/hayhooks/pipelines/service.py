@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import json
 import logging
 import os
 import shutil
@@ -24,7 +23,9 @@ from typing import Any, Optional
 from hayhooks.errors import InvalidInput, PipelineExists, PipelineLoadError, SyncTimeout
 from hayhooks.pipelines import yaml_pipeline
 from hayhooks.pipelines.cluster import Cluster
+from hayhooks.pipelines.deploy_meta import DeployMeta
 from hayhooks.pipelines.executor import Executor
+from hayhooks.pipelines.ignore import IgnoreRules
 from hayhooks.pipelines.loader import Loader, forget_module
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
 from hayhooks.pipelines.names import validate_files, validate_name
@@ -67,7 +68,8 @@ def settle_heap() -> None:
 class PipelineService:
     def __init__(self, settings: HayhooksSettings) -> None:
         self.settings = settings
-        self.store = PipelineStore(settings.pipelines_dir)
+        self.ignore_rules = IgnoreRules(settings.files_to_ignore_patterns)
+        self.store = PipelineStore(settings.pipelines_dir, ignore=self.ignore_rules)
         allowed = [m.strip() for m in settings.yaml_allowed_modules.split(",") if m.strip()]
         self.loader = Loader(settings.show_tracebacks, allowed, settings.setup_timeout)
         self.registry = Registry(self.loader, unload=self._retire)
@@ -147,10 +149,19 @@ class PipelineService:
 
     # -- deploys -----------------------------------------------------------------------------------
     async def deploy_files(
-        self, name: str, files: dict[str, str], overwrite: bool = False, save_files: bool = True
+        self,
+        name: str,
+        files: dict[str, str],
+        overwrite: bool = False,
+        save_files: bool = True,
+        description: Optional[str] = None,
+        skip_mcp: bool = False,
     ) -> DeployResult:
         validate_name(name)
-        checked = validate_files(files)
+        checked = {
+            rel: text for rel, text in validate_files(files).items() if not self.ignore_rules.ignores(rel)
+        }
+        checked.update(DeployMeta(description or None, skip_mcp).as_files())
         return await self._deploy(
             name, "wrapper", lambda: self.store.stage_folder(name, checked), overwrite, save_files
         )
@@ -162,6 +173,7 @@ class PipelineService:
         overwrite: bool = False,
         description: Optional[str] = None,
         save_file: bool = True,
+        skip_mcp: bool = False,
     ) -> DeployResult:
         validate_name(name)
         if not isinstance(source_code, str) or not source_code.strip():
@@ -170,8 +182,10 @@ class PipelineService:
             data = yaml_pipeline.parse_yaml(name, source_code)
         except PipelineLoadError as exc:
             raise InvalidInput(exc.message) from exc
-        if description and "description" not in data:
-            source_code = source_code.rstrip("\n") + f"\ndescription: {json.dumps(description)}\n"
+        if description and data.get("description") != description:
+            source_code = yaml_pipeline.with_entry(source_code, "description", description)
+        if skip_mcp and data.get("skip_mcp") is not True:
+            source_code = yaml_pipeline.with_entry(source_code, "skip_mcp", True)
         return await self._deploy(
             name, "yaml", lambda: self.store.stage_yaml(name, source_code), overwrite, save_file
         )

@@ -28,8 +28,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from hayhooks.errors import PipelineExists, PipelineNotFound
+from hayhooks.pipelines.ignore import IgnoreRules
 from hayhooks.pipelines.models import PipelineSource
 
 YAML_SUFFIXES = (".yml", ".yaml")
@@ -39,8 +41,10 @@ _SKIP_DIRS = {"__pycache__"}
 
 
 class PipelineStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ignore: Optional[IgnoreRules] = None) -> None:
         self.root = Path(root).resolve()
+        # HAYHOOKS_FILES_TO_IGNORE_PATTERNS: never copied into place, never a reason to reload.
+        self.ignore = ignore or IgnoreRules()
         self.meta = self.root / META_DIR
         self.ephemeral = self.meta / "ephemeral"
         self.staging = self.meta / "staging"
@@ -86,8 +90,8 @@ class PipelineStore:
         """
         with self.locked(exclusive=False):
             generation = self.generation()
-            saved = _scan(self.root, "saved")
-            ephemeral = _scan(self.ephemeral, "ephemeral")
+            saved = _scan(self.root, "saved", self.ignore)
+            ephemeral = _scan(self.ephemeral, "ephemeral", self.ignore)
         entries = {src.name: src for src in saved}
         entries.update({src.name: src for src in ephemeral})
         return generation, [entries[name] for name in sorted(entries)]
@@ -137,7 +141,7 @@ class PipelineStore:
         ready.parent.mkdir(parents=True)
         try:
             if staged.is_dir():
-                shutil.copytree(staged, ready, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(staged, ready, ignore=shutil.ignore_patterns(*self.ignore.patterns))
             else:
                 shutil.copy2(staged, ready)
             with self.locked(exclusive=True):
@@ -155,7 +159,8 @@ class PipelineStore:
                 generation = self._bump_generation()
                 kind = "wrapper" if final.is_dir() else "yaml"
                 origin = "ephemeral" if ephemeral else "saved"
-                return generation, PipelineSource(name, kind, str(final), _fingerprint(final), origin)  # type: ignore[arg-type]
+                fingerprint = _fingerprint(final, self.ignore)
+                return generation, PipelineSource(name, kind, str(final), fingerprint, origin)  # type: ignore[arg-type]
         finally:
             shutil.rmtree(ready.parent, ignore_errors=True)
 
@@ -186,7 +191,7 @@ class PipelineStore:
         os.replace(path, folder / path.name)
 
 
-def _scan(base: Path, origin: str) -> list[PipelineSource]:
+def _scan(base: Path, origin: str, ignore: Optional[IgnoreRules] = None) -> list[PipelineSource]:
     entries: list[PipelineSource] = []
     try:
         children = sorted(base.iterdir())
@@ -196,16 +201,18 @@ def _scan(base: Path, origin: str) -> list[PipelineSource]:
         if child.name.startswith((".", "_")):
             continue
         if child.is_dir() and (child / WRAPPER_FILE).is_file():
-            entries.append(PipelineSource(child.name, "wrapper", str(child), _fingerprint(child), origin))  # type: ignore[arg-type]
+            entries.append(
+                PipelineSource(child.name, "wrapper", str(child), _fingerprint(child, ignore), origin)  # type: ignore[arg-type]
+            )
         elif child.is_file() and child.suffix in YAML_SUFFIXES:
             entries.append(PipelineSource(child.stem, "yaml", str(child), _fingerprint(child), origin))  # type: ignore[arg-type]
     return entries
 
 
-def _fingerprint(path: Path) -> str:
+def _fingerprint(path: Path, ignore: Optional[IgnoreRules] = None) -> str:
     """Cheap change detector: names, sizes, mtimes and inodes of every file (no content reads)."""
     digest = hashlib.blake2b(digest_size=12)
-    files = [path] if path.is_file() else _walk(path)
+    files = [path] if path.is_file() else _walk(path, ignore)
     for file in files:
         try:
             st = file.stat()
@@ -215,9 +222,16 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _walk(folder: Path) -> list[Path]:
+def _walk(folder: Path, ignore: Optional[IgnoreRules] = None) -> list[Path]:
+    rules = ignore or IgnoreRules()
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-        out.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith((".pyc", ".pyo")))
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".") and not rules.matches_name(d)
+        )
+        out.extend(
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if not f.endswith((".pyc", ".pyo")) and not rules.matches_name(f)
+        )
     return out

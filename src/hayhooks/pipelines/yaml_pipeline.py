@@ -9,6 +9,7 @@
     outputs:                     # result key -> component output
       answer: llm.replies
     description: Answers questions   # optional
+    skip_mcp: true               # optional: not an MCP tool
 
 The YAML becomes a wrapper object like any other, so every front end treats both kinds the same.
 """
@@ -16,6 +17,8 @@ The YAML becomes a wrapper object like any other, so every front end treats both
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +29,7 @@ from hayhooks.errors import PipelineLoadError
 from hayhooks.pipelines.signature import build_io_spec
 from hayhooks.pipelines.wrapper import BasePipelineWrapper
 
-_HAYHOOKS_KEYS = ("inputs", "outputs", "description")
+_HAYHOOKS_KEYS = ("inputs", "outputs", "description", "skip_mcp")
 _LOADS_TAKES_ALLOWLIST = "allowed_modules" in inspect.signature(Pipeline.loads).parameters
 
 
@@ -43,6 +46,54 @@ def parse_yaml(name: str, text: str) -> dict[str, Any]:
                 f"Pipeline '{name}': YAML needs an '{key}:' section mapping names to 'component.socket'"
             )
     return data
+
+
+def with_entry(text: str, key: str, value: Any) -> str:
+    """The YAML text with its top-level ``key`` set to ``value`` (a deploy's ``--description`` /
+    ``--skip-mcp`` win over the file's). Only that entry changes, so comments and layout of the
+    rest survive; a layout this cannot edit safely is re-serialised instead."""
+    key_line = re.compile(rf"""^({key}|"{key}"|'{key}')\s*:""")
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        if skipping and (line[:1] in (" ", "\t") or not line.strip()):
+            continue  # the old value's continuation lines (block scalars, nested flow)
+        skipping = bool(key_line.match(line))
+        if not skipping:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    edited = "\n".join(kept) + f"\n{key}: {json.dumps(value)}\n"
+    expected = {**yaml.safe_load(text), key: value}
+    try:
+        result = yaml.safe_load(edited)
+    except yaml.YAMLError:
+        result = None
+    if result != expected:
+        return yaml.safe_dump(expected, sort_keys=False, allow_unicode=True)
+    return edited
+
+
+_REFUSED_MODULE = re.compile(r"from module '([^']+)'")
+
+
+def refusal_message(name: str, exc: BaseException) -> Optional[str]:
+    """For a YAML refused by Haystack's deserialization allowlist: a message naming our setting.
+
+    Haystack's own text suggests ``Pipeline.load(..., allowed_modules=...)``, which a server user
+    cannot call; HAYHOOKS_YAML_ALLOWED_MODULES is how they extend the allowlist here.
+    """
+    text = str(exc)
+    if type(exc).__name__ != "DeserializationError" or "allowlist" not in text:
+        return None
+    found = _REFUSED_MODULE.search(text)
+    module = found.group(1) if found else None
+    what = f"a class from module '{module}'" if module else "a class or callable"
+    return (
+        f"Pipeline '{name}': the YAML uses {what}, which is not on the deserialization allowlist. "
+        f"If you trust it, add its module prefix to HAYHOOKS_YAML_ALLOWED_MODULES "
+        f"(e.g. HAYHOOKS_YAML_ALLOWED_MODULES={module or 'my_package'}) and restart the server."
+    )
 
 
 def _targets(name: str, key: str, value: Any) -> list[tuple[str, str]]:
@@ -102,7 +153,9 @@ def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapp
     try:
         pipeline = Pipeline.from_dict(body, **kwargs)
     except Exception as exc:
-        raise PipelineLoadError(f"Pipeline '{name}': {type(exc).__name__}: {exc}") from exc
+        raise PipelineLoadError(
+            refusal_message(name, exc) or f"Pipeline '{name}': {type(exc).__name__}: {exc}"
+        ) from exc
 
     sockets_in = pipeline.inputs(include_components_with_connected_inputs=True)
     fields: dict[str, tuple[Any, Any]] = {}
@@ -140,5 +193,6 @@ def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapp
         out_types[key] = Optional[socket_info.type] if socket_info.type is not None else Any
 
     wrapper = YAMLPipelineWrapper(pipeline, inputs, outputs)
+    wrapper.skip_mcp = data.get("skip_mcp") is True
     wrapper._hayhooks_run_spec = build_io_spec(name, "run_api", fields, out_types, description)  # type: ignore[attr-defined]
     return wrapper

@@ -52,14 +52,17 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         title="Hayhooks",
         version=__version__,
         description="Haystack pipelines served as HTTP, OpenAI-compatible and MCP APIs.",
-        root_path=settings.root_path,
         lifespan=lifespan,
     )
+    # HAYHOOKS_ROOT_PATH / --root-path: uvicorn gets it from run_server; the attribute (not the
+    # constructor argument, deprecated in FastAPI) also covers `uvicorn hayhooks.server.app:app`.
+    app.root_path = settings.root_path
     app.state.service = service
     app.state.settings = settings
     install_error_handlers(app, settings.show_tracebacks)
-    for module in (health, status, deploy, draw):
+    for module in (health, status, draw):
         app.include_router(module.router)
+    deploy.install(app, settings)
     for dialect in _dialects():
         ctx = dialect.install(app, service)
         if ctx is not None:

@@ -61,6 +61,8 @@ def get_last_user_input_text(input_items: list[Any] | str | None) -> Optional[st
     if isinstance(input_items, str):
         return input_items
     for item in reversed(input_items or []):
+        if isinstance(item, str):
+            return item
         if _is_input_message(item) and item.get("role") == "user":
             return _content_text(item.get("content"))
     return None
@@ -88,19 +90,24 @@ def _parse_arguments(arguments: Any) -> dict[str, Any]:
 
 
 def normalize_input_items(input_value: Any) -> list[dict[str, Any]]:
-    """The Responses ``input`` field as a list of items (a bare string becomes one user message)."""
+    """The Responses ``input`` field as a list of items.
+
+    A bare string becomes one user message whose ``content`` is that string, the shape Hayhooks
+    2.x handed to ``run_response`` (wrappers read ``item["content"]`` as text). A list is passed
+    on as the client sent it; the helpers below read every item shape (string or part-list content,
+    bare strings).
+    """
     if input_value is None:
         return []
     if isinstance(input_value, str):
-        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": input_value}]}]
+        return [_user_message(input_value)]
     if isinstance(input_value, list):
-        return [
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": i}]}
-            if isinstance(i, str)
-            else i
-            for i in input_value
-        ]
+        return list(input_value)
     raise ValueError("'input' must be a string or a list of input items")
+
+
+def _user_message(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": text}
 
 
 def chat_messages_from_openai_response(input_items: list[Any] | str | None) -> list[ChatMessage]:
@@ -121,6 +128,8 @@ def chat_messages_from_openai_response(input_items: list[Any] | str | None) -> l
             pending_calls.clear()
 
     for item in items:
+        if isinstance(item, str):
+            item = _user_message(item)
         if not isinstance(item, dict):
             continue
         kind = item.get("type", "message")

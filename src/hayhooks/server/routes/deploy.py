@@ -2,7 +2,7 @@
 
 from typing import Any, Optional
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from hayhooks.server.auth import require_admin
@@ -10,19 +10,36 @@ from hayhooks.server.auth import require_admin
 router = APIRouter(tags=["deploy"], dependencies=[Depends(require_admin)])
 
 
+def install(app: FastAPI, settings: Any) -> None:
+    """Add the routes; with runtime deploys disabled they still answer (403, saying why) but leave
+    the OpenAPI document, so ``/docs`` does not offer operations that can never succeed."""
+    app.include_router(router, include_in_schema=not settings.disable_runtime_deploy)
+
+
+def deployed(result: Any) -> dict[str, Any]:
+    """The deploy answer: the service's result plus ``endpoint``, which 2.x scripts read."""
+    return {**result.to_dict(), "endpoint": f"/{result.name}/run"}
+
+
 class DeployFilesRequest(BaseModel):
     name: str = Field(..., description="Pipeline name: letters, digits, '-' and '_'")
     files: dict[str, str] = Field(..., description="Relative path -> file content; needs pipeline_wrapper.py")
     overwrite: bool = False
     save_files: bool = True
+    description: Optional[str] = Field(
+        None, description="Shown in /status, OpenAPI and the MCP tool instead of the run_api docstring"
+    )
+    skip_mcp: Optional[bool] = Field(False, description="Keep this pipeline out of the MCP tools")
 
 
 class DeployYamlRequest(BaseModel):
     name: str
     source_code: str = Field(..., description="The pipeline YAML, with inputs: and outputs: sections")
     overwrite: bool = False
-    description: Optional[str] = None
-    save_file: bool = True
+    description: Optional[str] = Field(None, description="Overrides a description: in the YAML")
+    # Optional as in 2.x, whose clients may send null for "the default".
+    save_file: Optional[bool] = True
+    skip_mcp: Optional[bool] = Field(False, description="Keep this pipeline out of the MCP tools")
 
 
 class LegacyDeployRequest(BaseModel):
@@ -34,8 +51,15 @@ class LegacyDeployRequest(BaseModel):
 @router.post("/deploy_files", include_in_schema=False)
 async def deploy_files(body: DeployFilesRequest, request: Request) -> dict[str, Any]:
     service = request.app.state.service
-    result = await service.deploy_files(body.name, body.files, body.overwrite, body.save_files)
-    return result.to_dict()
+    result = await service.deploy_files(
+        body.name,
+        body.files,
+        body.overwrite,
+        body.save_files,
+        description=body.description,
+        skip_mcp=bool(body.skip_mcp),
+    )
+    return deployed(result)
 
 
 @router.post("/deploy-yaml")
@@ -43,15 +67,20 @@ async def deploy_files(body: DeployFilesRequest, request: Request) -> dict[str, 
 async def deploy_yaml(body: DeployYamlRequest, request: Request) -> dict[str, Any]:
     service = request.app.state.service
     result = await service.deploy_yaml(
-        body.name, body.source_code, body.overwrite, body.description, body.save_file
+        body.name,
+        body.source_code,
+        body.overwrite,
+        body.description,
+        body.save_file is not False,
+        bool(body.skip_mcp),
     )
-    return result.to_dict()
+    return deployed(result)
 
 
 @router.post("/deploy")
 async def deploy_legacy(body: LegacyDeployRequest, request: Request) -> dict[str, Any]:
     result = await request.app.state.service.deploy_yaml(body.name, body.source_code)
-    return result.to_dict()
+    return deployed(result)
 
 
 @router.post("/undeploy/{name}")
