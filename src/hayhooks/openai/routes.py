@@ -25,6 +25,7 @@ from hayhooks.openai.convert import (
     is_ready_completion,
     is_ready_response,
     new_id,
+    plain_text,
     to_plain,
 )
 from hayhooks.openai.responses import ResponseAccumulator, response_pieces
@@ -192,9 +193,7 @@ class Handlers:
             return JSONResponse(to_plain(result))
         return await self._collect(model, result, acc, acc.completion)
 
-    async def _chat_events(
-        self, model: str, result: Any, acc: ChatAccumulator
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def _chat_events(self, model: str, result: Any, acc: ChatAccumulator) -> AsyncIterator[Any]:
         items = None if is_ready_completion(result) else self._items(result)
         try:
             for payload in acc.start():
@@ -205,6 +204,12 @@ class Handlers:
                     yield {"data": json.dumps(payload)}
             else:
                 async for item in items:
+                    text = plain_text(item)
+                    if (
+                        text is not None
+                    ):  # the hot path: one token, pre-encoded (sse-starlette passes bytes on)
+                        yield acc.text_event(text)
+                        continue
                     for payload in acc.feed(item):
                         yield {"data": json.dumps(payload)}
         except Exception as exc:
