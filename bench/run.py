@@ -1,7 +1,7 @@
 """Benchmarks: hayhooks vs a hand-written FastAPI app over the same workloads (``bench/workloads.py``).
 
     python -m bench.run                       # overhead, scaling, deploy, memory
-    python -m bench.run --only overhead       # or scaling / deploy / memory / streaming (comma list)
+    python -m bench.run --only overhead       # or scaling / deploy / memory / gc / io / streaming / soak
     python -m bench.run --quick               # short runs, to check the harness works
 
 Every server is a child process of this one (its own process group, stopped by id at the end),
