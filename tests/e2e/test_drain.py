@@ -94,3 +94,31 @@ def test_a_slow_client_is_disconnected_after_the_header_read_timeout(hayhooks_se
         assert client.get("/health").status_code == 200
         time.sleep(1.5)  # longer than the header timeout, shorter than uvicorn's keep-alive (5 s)
         assert client.get("/health").status_code == 200
+
+
+def test_streams_in_flight_at_sigterm_run_to_their_end(hayhooks_server, tmp_path: Path):
+    pipelines = copy_pipelines(tmp_path / "pipelines", "slow_sse", "slow_stream", source=RUNTIME)
+    server = hayhooks_server(pipelines)
+    received: dict[str, str] = {}
+
+    def consume(path: str, body: dict) -> None:
+        try:
+            with httpx.stream("POST", f"{server.url}/{path}/run", json=body, timeout=30) as r:
+                received[path] = "".join(r.iter_text())
+        except Exception as exc:
+            received[path] = repr(exc)
+
+    threads = [
+        threading.Thread(target=consume, args=("slow_sse", {"count": 10, "delay": 0.25})),
+        threading.Thread(target=consume, args=("slow_stream", {"count": 10, "delay": 0.25})),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.8)  # both streams have started
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGTERM)
+    for t in threads:
+        t.join(30)
+    assert received["slow_stream"] == "".join(f"{i};" for i in range(10)), received
+    assert received["slow_sse"].count("data:") == 10 and "error" not in received["slow_sse"], received
+    assert server.proc.wait(30) == 0, server.log()

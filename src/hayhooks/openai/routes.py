@@ -15,7 +15,6 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
 
 from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineRunError
 from hayhooks.openai.chat import ChatAccumulator
@@ -33,6 +32,7 @@ from hayhooks.pipelines.models import LoadedPipeline
 from hayhooks.pipelines.runs import RunStream
 from hayhooks.pipelines.wrapper import implemented_method
 from hayhooks.server.disconnect import client_gone
+from hayhooks.server.responses import event_source
 from hayhooks.streaming.messages import normalize_input_items
 
 log = logging.getLogger("hayhooks")
@@ -124,6 +124,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
 class Handlers:
     def __init__(self, service: Any) -> None:
         self.service = service
+        # Streams in flight at SIGTERM may finish within the graceful-shutdown timeout.
+        self._grace = float(service.settings.graceful_shutdown_timeout)
 
     async def _run(self, request: Request, name: str, capability: str, **kwargs: Any) -> Any:
         """The one run path (lookup, capability, admission, timeout, cancellation, errors)."""
@@ -188,7 +190,7 @@ class Handlers:
         stream_options = body.get("stream_options") or {}
         acc = ChatAccumulator(model, include_usage=bool(stream_options.get("include_usage")))
         if body.get("stream"):
-            return EventSourceResponse(self._chat_events(model, result, acc))
+            return event_source(self._chat_events(model, result, acc), self._grace)
         if is_ready_completion(result):
             return JSONResponse(to_plain(result))
         return await self._collect(model, result, acc, acc.completion)
@@ -240,7 +242,7 @@ class Handlers:
 
         acc = ResponseAccumulator(model, body)
         if body.get("stream"):
-            return EventSourceResponse(self._response_events(model, result, acc))
+            return event_source(self._response_events(model, result, acc), self._grace)
         if is_ready_response(result):
             return JSONResponse(to_plain(result))
         return await self._collect(model, result, acc, acc.final)

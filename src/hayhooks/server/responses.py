@@ -63,7 +63,7 @@ def text_stream(stream: RunStream) -> StreamingResponse:
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
 
-def sse_stream(stream: RunStream) -> EventSourceResponse:
+def sse_stream(stream: RunStream, shutdown_grace: float = 0) -> EventSourceResponse:
     async def events() -> AsyncIterator[dict[str, Any]]:
         try:
             async for item in stream:
@@ -80,18 +80,25 @@ def sse_stream(stream: RunStream) -> EventSourceResponse:
         finally:
             await stream.aclose()
 
-    return EventSourceResponse(events())
+    return event_source(events(), shutdown_grace)
+
+
+def event_source(content: Any, shutdown_grace: float) -> EventSourceResponse:
+    """An SSE response that, on server shutdown, may run on for ``shutdown_grace`` seconds
+    (``HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT``) instead of being cut at once, as sse-starlette does
+    by default: in-flight streams finish during a graceful drain."""
+    return EventSourceResponse(content, shutdown_grace_period=shutdown_grace)
 
 
 def _fields(exc: HayhooksError) -> dict[str, Any]:
     return {k: v for k, v in exc.context.items() if k != "detail"}
 
 
-def respond(name: str, spec: RunSpec, result: Any) -> Response:
+def respond(name: str, spec: RunSpec, result: Any, shutdown_grace: float = 0) -> Response:
     if isinstance(result, Response):
         return result
     if isinstance(result, SSEStream) and isinstance(result.stream, RunStream):
-        return sse_stream(result.stream)
+        return sse_stream(result.stream, shutdown_grace)
     if isinstance(result, RunStream):
         return text_stream(result)
     return json_result(spec, result)

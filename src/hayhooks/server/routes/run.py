@@ -49,7 +49,7 @@ async def run_pipeline(request: Request) -> Response:
     result = await service.run(
         name, "run", surface="run", kwargs=kwargs, disconnected=functools.partial(client_gone, request)
     )
-    response = respond(name, spec, result)
+    response = respond(name, spec, result, service.settings.graceful_shutdown_timeout)
     if form is not None:
         response.background = BackgroundTask(form.close)
     return response
