@@ -33,8 +33,17 @@ def start_requests(url: str, count: int, seconds: float) -> tuple[list[threading
     return threads, results
 
 
-def in_flight(url: str) -> int:
-    return httpx.get(f"{url}/status", timeout=5).json()["in_flight_runs"]
+def wait_in_flight(url: str, expected: int, workers: int) -> None:
+    """Until the workers together hold ``expected`` runs (each /status answers for one worker;
+    fresh connections let the kernel pick any of them)."""
+    seen: dict[str, int] = {}
+
+    def reached() -> bool:
+        status = httpx.get(f"{url}/status", timeout=5, headers={"connection": "close"}).json()
+        seen[status["worker"]] = status["in_flight_runs"]
+        return len(seen) >= workers and sum(seen.values()) == expected
+
+    wait_until(reached, timeout=60, interval=0.05)
 
 
 def refused_or_not_accepted(url: str) -> bool:
@@ -50,11 +59,8 @@ def refused_or_not_accepted(url: str) -> bool:
 def test_sigterm_lets_in_flight_requests_finish_then_exits_0(hayhooks_server, tmp_path: Path, workers: str):
     pipelines = copy_pipelines(tmp_path / "pipelines", "sleepy_sync", source=RUNTIME)
     server = hayhooks_server(pipelines, "--workers", workers)
-    threads, results = start_requests(server.url, 5, 3)
-    if workers == "1":
-        wait_until(lambda: in_flight(server.url) == 5, timeout=20)
-    else:
-        time.sleep(1.0)  # the 5 requests are spread over workers; give them time to arrive
+    threads, results = start_requests(server.url, 5, 4)
+    wait_in_flight(server.url, 5, int(workers))  # all 5 are running before the signal
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGTERM)  # like docker / kubernetes: to the main process
     time.sleep(1.0 if workers == "2" else 0.5)  # the supervisor polls its signals every 0.5 s
@@ -100,25 +106,31 @@ def test_streams_in_flight_at_sigterm_run_to_their_end(hayhooks_server, tmp_path
     pipelines = copy_pipelines(tmp_path / "pipelines", "slow_sse", "slow_stream", source=RUNTIME)
     server = hayhooks_server(pipelines)
     received: dict[str, str] = {}
+    started = {"slow_sse": threading.Event(), "slow_stream": threading.Event()}
 
     def consume(path: str, body: dict) -> None:
+        parts: list[str] = []
         try:
             with httpx.stream("POST", f"{server.url}/{path}/run", json=body, timeout=30) as r:
-                received[path] = "".join(r.iter_text())
+                for text in r.iter_text():
+                    parts.append(text)
+                    started[path].set()
+            received[path] = "".join(parts)
         except Exception as exc:
             received[path] = repr(exc)
 
     threads = [
-        threading.Thread(target=consume, args=("slow_sse", {"count": 10, "delay": 0.25})),
-        threading.Thread(target=consume, args=("slow_stream", {"count": 10, "delay": 0.25})),
+        threading.Thread(target=consume, args=("slow_sse", {"count": 12, "delay": 0.25})),
+        threading.Thread(target=consume, args=("slow_stream", {"count": 12, "delay": 0.25})),
     ]
     for t in threads:
         t.start()
-    time.sleep(0.8)  # both streams have started
+    for event in started.values():  # both streams are under way before the signal
+        assert event.wait(30)
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGTERM)
     for t in threads:
         t.join(30)
-    assert received["slow_stream"] == "".join(f"{i};" for i in range(10)), received
-    assert received["slow_sse"].count("data:") == 10 and "error" not in received["slow_sse"], received
+    assert received["slow_stream"] == "".join(f"{i};" for i in range(12)), received
+    assert received["slow_sse"].count("data:") == 12 and "error" not in received["slow_sse"], received
     assert server.proc.wait(30) == 0, server.log()
