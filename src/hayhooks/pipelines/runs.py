@@ -37,6 +37,9 @@ from hayhooks.pipelines.wrapper import implemented_method
 
 log = logging.getLogger("hayhooks")
 
+# Seconds a run lasts before the client's connection is watched for a disconnect.
+_WATCH_AFTER = 0.05
+
 # What a capability is called in "does not support ..." messages.
 CAPABILITY_NAMES = {
     "run": "run_api / run_api_async",
@@ -182,10 +185,13 @@ class Runner:
             assert slot is not None
             return await executor.call_sync(slot, functools.partial(method, **kwargs), (), deadline)
         # Watch the client while the call runs: if it goes away, cancel this task (an async run
-        # is cancelled with it; a sync one is detached and finishes on its thread).
+        # is cancelled with it; a sync one is detached and finishes on its thread). Only runs that
+        # last more than a moment get a watcher task: fast ones pay for one timer handle.
         task = asyncio.current_task()
         assert task is not None
+        loop = asyncio.get_running_loop()
         gone = False
+        watcher: Optional[asyncio.Task[None]] = None
 
         async def watch() -> None:
             nonlocal gone
@@ -196,7 +202,11 @@ class Runner:
             gone = True
             task.cancel()
 
-        watcher = asyncio.get_running_loop().create_task(watch())
+        def start_watching() -> None:
+            nonlocal watcher
+            watcher = loop.create_task(watch())
+
+        timer = loop.call_later(_WATCH_AFTER, start_watching)
         try:
             if is_async:
                 return await executor.call_async(method, kwargs, deadline)
@@ -207,7 +217,9 @@ class Runner:
                 raise ClientDisconnected("The client disconnected before the run finished") from None
             raise
         finally:
-            watcher.cancel()
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     # -- the error path -------------------------------------------------------------------------
     def failure(
