@@ -221,3 +221,19 @@ async def test_ready_answers_503_while_draining(app_client, pipelines_dir):
     client.app.state.service.draining = True
     r = await client.get("/ready")
     assert r.status_code == 503 and r.json() == {"status": "draining"}
+
+
+async def test_sse_stream_of_a_list_streams_its_items(app_client, pipelines_dir):
+    folder = pipelines_dir / "sse_list"
+    folder.mkdir()
+    (folder / "pipeline_wrapper.py").write_text(
+        "from hayhooks import BasePipelineWrapper, SSEStream\n"
+        "class PipelineWrapper(BasePipelineWrapper):\n"
+        "    def setup(self): pass\n"
+        "    def run_api(self):\n"
+        "        return SSEStream(['a', {'event': 'done', 'data': 'bye'}])\n"
+    )
+    client = await app_client(pipelines_dir)
+    r = await client.post("/sse_list/run", json={})
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert sse_events(r.text) == [{"data": "a"}, {"event": "done", "data": "bye"}]

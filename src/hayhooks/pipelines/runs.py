@@ -137,6 +137,8 @@ class Runner:
             if not is_async:
                 slot = self._executor.admit()
             result = await self._call(method, is_async, kwargs or {}, slot, deadline, disconnected)
+            if isinstance(result, SSEStream) and isinstance(result.stream, (list, tuple)):
+                result = SSEStream(iter(result.stream))  # a list of events streams too
             stream = stream_source(result.stream if isinstance(result, SSEStream) else result)
             if stream is None:
                 if slot is not None:
