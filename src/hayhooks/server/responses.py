@@ -15,6 +15,7 @@ from typing import Any
 from pydantic_core import PydanticSerializationError
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from hayhooks.errors import HayhooksError
 from hayhooks.pipelines.models import RunSpec
@@ -60,7 +61,23 @@ def text_stream(stream: RunStream) -> StreamingResponse:
             # silently "complete" one. Leaving early closes the wrapper's generator.
             await stream.aclose()
 
-    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+    return _CutShortOnFailure(body(), media_type="text/plain; charset=utf-8")
+
+
+class _CutShortOnFailure(StreamingResponse):
+    """A text stream whose failure (a HayhooksError, already logged once by the run path) leaves
+    the body unfinished: the server then closes the connection, so the client sees a truncated
+    body, without a second traceback in the log for the same failure."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                data = chunk if isinstance(chunk, bytes) else str(chunk).encode(self.charset)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        except HayhooksError:
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def sse_stream(stream: RunStream, shutdown_grace: float = 0) -> EventSourceResponse:
