@@ -11,7 +11,7 @@ import os
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from bench.workloads import CPU_ITERATIONS, cpu_work, echo
+from bench.workloads import CPU_ITERATIONS, cpu_work, echo, io_wait
 
 
 class EchoRequest(BaseModel):
@@ -56,3 +56,9 @@ async def echo_async(body: EchoRequest) -> EchoResponse:
 @app.post("/cpu/run")
 def cpu(body: CpuRequest) -> CpuResponse:
     return CpuResponse(result=cpu_work(body.iterations))
+
+
+@app.post("/io_sync/run")
+def io_sync(body: EchoRequest) -> EchoResponse:
+    # sync `def` that blocks 50 ms: FastAPI's default thread pool (anyio, 40 threads).
+    return EchoResponse(result=io_wait(body.text))

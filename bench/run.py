@@ -1,7 +1,7 @@
 """Benchmarks: hayhooks vs a hand-written FastAPI app over the same workloads (``bench/workloads.py``).
 
     python -m bench.run                       # overhead, scaling, deploy, memory
-    python -m bench.run --only overhead       # or scaling / deploy / memory / streaming (comma list)
+    python -m bench.run --only overhead       # or scaling / deploy / memory / gc / io / streaming / soak
     python -m bench.run --quick               # short runs, to check the harness works
 
 Every server is a child process of this one (its own process group, stopped by id at the end),
@@ -298,14 +298,19 @@ end
 
 
 def wrk(
-    url: str, body: dict[str, Any], connections: int, duration: float, close: bool = False
+    url: str,
+    body: dict[str, Any],
+    connections: int,
+    duration: float,
+    close: bool = False,
+    max_requests: int = MAX_REQUESTS_PER_RUN,
 ) -> dict[str, Any]:
     script = Path(tempfile.mkstemp(suffix=".lua", prefix="bench-")[1])
     script.write_text(
         LUA.format(
             body=json.dumps(json.dumps(body)),
             extra_headers='wrk.headers["Connection"] = "close"' if close else "",
-            max_requests=MAX_REQUESTS_PER_RUN,
+            max_requests=max_requests,
         )
     )
     cmd = [
@@ -930,6 +935,18 @@ def bench_streaming(args: argparse.Namespace) -> dict[str, Any]:
     return {"table": res.stdout.strip() + ("\n" + res.stderr[-2000:] if res.returncode else "")}
 
 
+def bench_io(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.bench_runtime import bench_io as run
+
+    return run(args)
+
+
+def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.bench_runtime import bench_soak as run
+
+    return run(args)
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "overhead": bench_overhead,
     "scaling": bench_scaling,
@@ -937,11 +954,39 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "memory": bench_memory,
     "gc": bench_gc,
     "streaming": bench_streaming,
+    "io": bench_io,
+    "soak": bench_soak,
 }
+
+EPILOG = """\
+benchmarks (--only):
+  overhead   echo (sync) and echo_async at --concurrency, 1 worker, vs the FastAPI baseline
+  scaling    ~30 ms CPU-bound pipeline, 1 vs N workers (CPU-bound must not regress)
+  deploy     deploy propagation to every worker / instance
+  memory     RSS / PSS per worker, idle and after traffic
+  gc         GC pauses explained (sync echo with and without gc.freeze)
+  io         sync run_api blocking 50 ms at --io-concurrency (1,16,64,256) with --io-workers (1,2)
+             vs FastAPI's def endpoint (40 threads); targets >= 0.95x at 16/64, >= 1.5x at 256
+  streaming  chunk rate and time to first chunk vs a raw FastAPI SSE endpoint running the same
+             Haystack pipeline (bench/bench_streaming.py); target >= 0.9x
+  soak       --soak-requests (100,000) requests with each worker's RSS sampled; flat within 10%
+
+examples:
+  python -m bench.run --only io                      # issue 9 point 1 (~6 min)
+  python -m bench.run --only streaming               # streaming chunk rate (~1 min)
+  python -m bench.run --only soak                    # 100k requests per server + RSS (~1-2 min)
+  python -m bench.run --only io,scaling,soak,streaming --out bench/results/runtime.json
+  python -m bench.run --only io,soak --quick         # smoke: checks the harness, not the numbers
+"""
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--only",
         default="overhead,scaling,deploy,memory,gc",
@@ -961,6 +1006,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--cpu-connections", type=int, default=8, help="connections for the saturated CPU runs"
     )
     parser.add_argument("--deploys", type=int, default=10, help="deploys per propagation setup")
+    parser.add_argument("--io-concurrency", default="1,16,64,256", help="connections for the io runs")
+    parser.add_argument("--io-workers", default="1,2", help="worker counts for the io runs")
+    parser.add_argument("--soak-requests", type=int, default=100_000, help="requests per soak server")
+    parser.add_argument("--soak-connections", type=int, default=16, help="connections for the soak")
+    parser.add_argument("--soak-path", default="echo", help="pipeline the soak calls (echo or io_sync)")
     parser.add_argument(
         "--quick", action="store_true", help="short runs: checks the harness, not the numbers"
     )
@@ -968,8 +1018,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.paths = [p for p in args.paths.split(",") if p]
+    args.io_concurrency = [int(c) for c in args.io_concurrency.split(",")]
+    args.io_workers = [int(w) for w in args.io_workers.split(",")]
     if args.quick:
         args.duration, args.warmup, args.reps, args.scaling_reps, args.deploys = 1.0, 1.0, 1, 1, 2
+        args.soak_requests = min(args.soak_requests, 3000)
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = [b for b in chosen if b not in BENCHES]
     if unknown:

@@ -3,6 +3,8 @@ functions, so any difference in the numbers is the serving stack, never the work
 
 from __future__ import annotations
 
+import time
+
 # ~30 ms of pure-Python work (holds the GIL the whole time) on the 2-core bench machine.
 CPU_ITERATIONS = 300_000
 
@@ -16,3 +18,12 @@ def cpu_work(iterations: int = CPU_ITERATIONS) -> int:
     for i in range(iterations):
         acc = (acc * 31 + i) % 1_000_003
     return acc
+
+
+# What a sync pipeline calling an LLM API does, to the server: block its thread, use no CPU.
+IO_WAIT_SECONDS = 0.05
+
+
+def io_wait(text: str, seconds: float = IO_WAIT_SECONDS) -> str:
+    time.sleep(seconds)
+    return text

@@ -69,3 +69,45 @@ async def test_early_stop_closes_async_generators_at_once():
     assert await stream.__anext__() == 0
     await stream.aclose()
     assert closed.is_set()
+
+
+async def test_a_detached_sync_call_keeps_its_slot_until_it_returns():
+    from hayhooks.pipelines.executor import DeadlineExceeded
+
+    ex = Executor(4, max_queued=0)
+    gate = threading.Event()
+    slot = ex.admit()
+    loop = asyncio.get_running_loop()
+    try:
+        await ex.call_sync(slot, gate.wait, (10,), loop.time() + 0.1)
+    except DeadlineExceeded:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("no deadline")
+    slot.release()  # the run is over for its caller...
+    assert ex.detached == 1 and ex.in_flight == 1  # ...but its thread still works
+    gate.set()
+    for _ in range(100):
+        if ex.detached == 0 and ex.in_flight == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert ex.detached == 0 and ex.in_flight == 0
+    ex.shutdown()
+
+
+async def test_admission_bound_counts_threads_plus_queue():
+    from hayhooks.errors import Overloaded
+
+    ex = Executor(2, max_queued=1)
+    slots = [ex.admit() for _ in range(3)]
+    try:
+        ex.admit()
+    except Overloaded:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("admitted past the bound")
+    slots[0].release()
+    slots[0].release()  # idempotent
+    ex.admit().release()
+    assert ex.in_flight == 2
+    ex.shutdown()

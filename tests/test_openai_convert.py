@@ -156,3 +156,24 @@ def test_request_helpers() -> None:
     assert converted[3].tool_call_result.origin.tool_name == "read"
     assert converted[4].text == "it says a"
     assert [m.text for m in chat_messages_from_openai_response("hi")] == ["hi"]
+
+
+def test_pre_encoded_text_chunks_are_the_bytes_of_the_general_path():
+    import json
+
+    from haystack.dataclasses import StreamingChunk
+
+    from hayhooks.openai.chat import ChatAccumulator
+    from hayhooks.openai.convert import plain_text
+
+    acc = ChatAccumulator("m")
+    for text in ["tok ", 'quote " newline \n backslash \\', "é 😀"]:
+        assert plain_text(StreamingChunk(content=text)) == text
+        expected = f"data: {json.dumps(acc._chunk({'content': text}))}\r\n\r\n".encode()
+        assert acc.text_event(text) == expected
+    assert acc.completion()["choices"][0]["message"]["content"].startswith("tok quote")
+    # Anything more than text takes the general path.
+    assert plain_text(StreamingChunk(content="x", finish_reason="stop")) is None
+    assert plain_text(StreamingChunk(content="x", meta={"usage": {"prompt_tokens": 1}})) is None
+    assert plain_text(StreamingChunk(content="")) is None
+    assert plain_text({"content": "x"}) is None

@@ -346,4 +346,4 @@ def test_server_iterates_sync_helper_streams_on_its_loop_without_threads():
 
     async_text = asyncio.run(consume())
     assert async_text == sync_text and "a" in async_text
-    assert len(executor._pool._threads) == 0, "no chunk was pulled through the thread pool"
+    assert executor.threads == 0, "no chunk was pulled through the thread pool"

@@ -21,6 +21,10 @@ from hayhooks.pipelines.ignore import DEFAULT_PATTERNS as DEFAULT_IGNORE_PATTERN
 # A list setting read from the environment as a JSON list (`["a", "b"]`) or a comma list (`a, b`).
 StrList = Annotated[list[str], NoDecode]
 
+# Threads for sync runs when HAYHOOKS_THREAD_POOL_SIZE is 0. A run blocked on an LLM API holds a
+# thread, not a core; threads start only when needed, so the bound costs nothing until it is used.
+DEFAULT_THREAD_POOL_SIZE = 256
+
 
 class HayhooksSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HAYHOOKS_", env_file=".env", extra="ignore")
@@ -39,7 +43,9 @@ class HayhooksSettings(BaseSettings):
 
     # Execution
     thread_pool_size: int = Field(
-        0, description="Threads for sync `run_api` calls per worker; 0 means min(32, cores + 4)."
+        0,
+        description="Most threads for sync wrapper calls and sync stream steps per worker, started "
+        "only when needed; 0 means 256 (sized for runs that wait on I/O such as LLM APIs).",
     )
 
     max_queued_runs: int = Field(
@@ -117,6 +123,30 @@ class HayhooksSettings(BaseSettings):
         False, description="The CLI does not verify the server's TLS certificate (self-signed setups)."
     )
 
+    # Runtime: timeouts, graceful shutdown, slow clients
+    request_timeout: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds a run (a stream included) may take before it answers 504; 0 = no limit. "
+        "A wrapper's `request_timeout` class attribute overrides it.",
+    )
+    graceful_shutdown_timeout: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds in-flight requests and streams get to finish after SIGTERM before they are cut.",
+    )
+    shutdown_delay: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds to keep accepting requests after SIGTERM with /ready at 503 (for load "
+        "balancers that learn from readiness probes) before draining.",
+    )
+    header_read_timeout: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a client has to send a request's headers before the connection is closed; 0 = no limit.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_log_variable(cls, data: Any) -> Any:
@@ -167,7 +197,7 @@ class HayhooksSettings(BaseSettings):
 
     @property
     def resolved_thread_pool_size(self) -> int:
-        return self.thread_pool_size or min(32, (os.cpu_count() or 1) + 4)
+        return self.thread_pool_size if self.thread_pool_size > 0 else DEFAULT_THREAD_POOL_SIZE
 
     @property
     def bound_to_loopback(self) -> bool:

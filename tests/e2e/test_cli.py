@@ -208,7 +208,10 @@ def test_run_stream_sse_error_mid_stream(server):
     result = cli(server, "pipeline", "run", "sse_fail", "-p", "text=a b", "-p", "fail=true", "--stream")
     err = failed(result)
     assert result.stdout.splitlines() == ["a b ", '{"count": 2}']  # what arrived before the failure
-    assert "The pipeline failed while streaming: RuntimeError: stream broke on purpose" in err
+    assert (
+        "The pipeline failed while streaming: Pipeline 'sse_fail' failed: RuntimeError: stream broke on purpose"
+        in err
+    )
 
 
 def test_stream_flag_on_a_non_streaming_pipeline_prints_the_result(server):

@@ -172,8 +172,8 @@ def _serve_http(settings: Any, json_response: bool = False) -> None:
         port=settings.port,
         root_path=settings.root_path,
         log_level=settings.log_level.lower(),
-        # Open SSE streams would otherwise hold a Ctrl+C shutdown forever.
-        timeout_graceful_shutdown=3,
+        # In-flight tool calls get HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT; open SSE streams are then cut.
+        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
     )
 
 

@@ -43,6 +43,7 @@ from hayhooks.mcp.tools import (
     sees_details,
 )
 from hayhooks.pipelines.models import LoadedPipeline
+from hayhooks.pipelines.runs import RunStream
 from hayhooks.security import explicit_origins, public_pipeline_info, public_status
 from hayhooks.version import __version__
 
@@ -171,7 +172,9 @@ class HayhooksMCP:
         try:
             return await self._call_pipeline(ctx, pipeline, arguments, headers)
         except Exception as exc:
-            log.info("MCP tool '%s' failed: %s", name, exc, exc_info=not isinstance(exc, HayhooksError))
+            # Run failures were logged once by the run path; argument errors are one line here.
+            if not (isinstance(exc, HayhooksError) and exc.logged):
+                log.info("MCP tool '%s' refused: %s", name, results.error_message(exc))
             return results.error_result(exc, self.settings.show_tracebacks)
 
     async def _call_core(
@@ -218,19 +221,22 @@ class HayhooksMCP:
         run = pipeline.run
         assert run is not None
         kwargs = call_kwargs(pipeline, arguments, headers)
-        executor = self.service.executor
-        value = await executor.call(pipeline, run.method_name, run.is_async, **kwargs)
-        if results.stream_kind(value) is None:
+        # The one run path: admission, timeout, errors (as HayhooksErrors, logged once).
+        value = await self.service.run(pipeline.name, "run", surface="mcp", kwargs=kwargs)
+        stream = results.unwrap_stream(value)
+        if not isinstance(stream, RunStream):
             return results.value_result(value)
         parts: list[str] = []
-        # The executor pulls sync streams off the loop and closes any stream left early.
-        async for chunk in executor.aiter(results.unwrap_stream(value)):
-            text = results.chunk_text(chunk)
-            if not text:
-                continue
-            parts.append(text)
-            # A no-op unless the client sent a progress token with this call.
-            await ctx.session.report_progress(float(len(parts)), None, text)
+        try:
+            async for chunk in stream:
+                text = results.chunk_text(chunk)
+                if not text:
+                    continue
+                parts.append(text)
+                # A no-op unless the client sent a progress token with this call.
+                await ctx.session.report_progress(float(len(parts)), None, text)
+        finally:
+            await stream.aclose()  # closes the wrapper's generator if we leave early
         return results.text_result("".join(parts))
 
     # -- list_changed fan-out ------------------------------------------------------------------

@@ -5,6 +5,8 @@ Split out of ``hayhooks.openai.convert``, which keeps the pieces shared with the
 
 from __future__ import annotations
 
+import json
+from json.encoder import encode_basestring_ascii
 from typing import Any, Optional
 
 from hayhooks.openai.convert import _Common, _pieces, new_id
@@ -15,6 +17,7 @@ class ChatAccumulator(_Common):
         super().__init__(model)
         self.id = new_id("chatcmpl-")
         self.include_usage = include_usage
+        self._text_event: Optional[tuple[bytes, bytes]] = None
 
     def _chunk(self, delta: dict[str, Any], finish_reason: Optional[str] = None) -> dict[str, Any]:
         return {
@@ -24,6 +27,18 @@ class ChatAccumulator(_Common):
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
         }
+
+    def text_event(self, text: str) -> bytes:
+        """The SSE message of a text-only chunk, encoded once per stream as a template: the same
+        bytes ``json.dumps`` of ``_chunk({"content": text})`` gives, at a fraction of the cost."""
+        self.text.append(text)
+        if self._text_event is None:
+            marker = "\u0000hayhooks\u0000"
+            encoded = json.dumps(self._chunk({"content": marker}))
+            before, after = encoded.split(json.dumps(marker))
+            self._text_event = (b"data: " + before.encode(), after.encode() + b"\r\n\r\n")
+        head, tail = self._text_event
+        return head + encode_basestring_ascii(text).encode() + tail
 
     def start(self) -> list[dict[str, Any]]:
         return [self._chunk({"role": "assistant", "content": ""})]

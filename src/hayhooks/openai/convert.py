@@ -91,6 +91,23 @@ def is_ready_response(value: Any) -> bool:
 # | ("finish", reason) | ("event", dict) | ("raw_chunk", dict)
 
 
+def plain_text(item: Any) -> Optional[str]:
+    """The text of an item that carries nothing but text (the common streamed token), else None.
+
+    The hot path of streaming: such items skip the general piece mapping (``_pieces``).
+    """
+    if type(item) is StreamingChunk:
+        if item.tool_calls or item.reasoning is not None or item.finish_reason:
+            return None
+        meta = item.meta
+        if meta and (meta.get("usage") or meta.get("finish_reason")):
+            return None
+        return item.content or None
+    if type(item) is str:
+        return item or None
+    return None
+
+
 def _pieces(item: Any) -> list[tuple[Any, ...]]:
     if item is None:
         return []

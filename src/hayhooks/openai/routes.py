@@ -1,22 +1,22 @@
 """OpenAI-compatible routes: translate HTTP ↔ wrapper calls, nothing else.
 
-Every route is registered with and without the ``/v1`` prefix. Wrapper methods run through
-``service.executor`` (sync ones on its thread pool, sync generators pulled there too); results are
-converted by ``hayhooks.openai.convert``. Errors use OpenAI's ``{"error": {...}}`` shape.
+Every route is registered with and without the ``/v1`` prefix. Wrapper methods run through the one
+run path, ``service.run(..., surface="openai")`` (admission, timeout, cancellation, errors); results
+are converted by ``hayhooks.openai.convert``. Errors use OpenAI's ``{"error": {...}}`` shape.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Optional
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
 
-from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineNotFound, PipelineRunError
+from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineRunError
 from hayhooks.openai.chat import ChatAccumulator
 from hayhooks.openai.convert import (
     completion_pieces,
@@ -24,13 +24,16 @@ from hayhooks.openai.convert import (
     is_ready_completion,
     is_ready_response,
     new_id,
+    plain_text,
     to_plain,
 )
 from hayhooks.openai.headers import headers_kwarg
 from hayhooks.openai.responses import ResponseAccumulator, response_pieces
 from hayhooks.pipelines.models import LoadedPipeline
+from hayhooks.pipelines.runs import RunStream
 from hayhooks.pipelines.wrapper import implemented_method
-from hayhooks.streaming.events import is_event
+from hayhooks.server.disconnect import client_gone
+from hayhooks.server.responses import event_source
 from hayhooks.streaming.messages import normalize_input_items
 
 log = logging.getLogger("hayhooks")
@@ -59,12 +62,48 @@ def error_response(status: int, message: str, code: Optional[str] = None) -> JSO
 
 
 def _from_exception(model: str, exc: BaseException) -> JSONResponse:
-    if isinstance(exc, HayhooksError):
-        if exc.status_code >= 500:
-            log.error("OpenAI route for '%s' failed: %s", model, exc.message, exc_info=exc)
-        return error_response(exc.status_code, exc.message)
-    log.error("Pipeline '%s' failed: %s", model, exc, exc_info=exc)
-    return error_response(500, PipelineRunError.wrap(model, exc).message)
+    """An error as OpenAI's error shape, with the same message and fields as on the other surfaces
+    (the run path already logged run failures; other refusals are logged here, as one line)."""
+    if not isinstance(exc, HayhooksError):  # a bug in the route itself
+        log.error("OpenAI route for '%s' failed: %r", model, exc, exc_info=exc)
+        exc = PipelineRunError.wrap(model, exc)
+        exc.logged = True
+    if not exc.logged:
+        exc.logged = True
+        log.log(
+            logging.WARNING if exc.status_code >= 500 else logging.INFO,
+            "openai: pipeline '%s': %s (%d)",
+            model,
+            exc.message,
+            exc.status_code,
+        )
+    response = error_response(exc.status_code, exc.message)
+    fields = _fields(exc)
+    if fields or exc.headers:
+        body = error_body(exc.message, *_error_type(exc.status_code))
+        body["error"].update(fields)
+        response = JSONResponse(body, status_code=exc.status_code, headers=exc.headers or None)
+    return response
+
+
+def _fields(exc: HayhooksError) -> dict[str, Any]:
+    """The error's context fields (e.g. the failing ``component``), JSON-safe ones only."""
+    return {
+        k: v
+        for k, v in exc.context.items()
+        if k != "detail" and (v is None or isinstance(v, (str, int, float, bool)))
+    }
+
+
+def _stream_error(model: str, exc: BaseException) -> dict[str, Any]:
+    """The OpenAI error body sent as the last event of a failed stream."""
+    if not isinstance(exc, HayhooksError):
+        log.error("OpenAI stream of '%s' failed: %r", model, exc, exc_info=exc)
+        exc = PipelineRunError.wrap(model, exc)
+    type_, code = _error_type(exc.status_code)
+    body = error_body(exc.message, type_, code)
+    body["error"].update(_fields(exc))
+    return body
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -88,39 +127,43 @@ async def _json_body(request: Request) -> dict[str, Any]:
 class Handlers:
     def __init__(self, service: Any) -> None:
         self.service = service
+        # Streams in flight at SIGTERM may finish within the graceful-shutdown timeout.
+        self._grace = float(service.settings.graceful_shutdown_timeout)
 
-    def _pipeline(self, model: str, capability: str, what: str) -> tuple[LoadedPipeline, str, bool]:
-        pipeline = self.service.registry.get(model)
-        if pipeline is None:
-            raise PipelineNotFound(
-                f"The model '{model}' does not exist: no pipeline of that name is deployed"
-            )
-        found = implemented_method(pipeline.wrapper, capability)
-        if found is None:
-            raise NotSupported(f"Pipeline '{model}' does not support {what}")
-        return pipeline, found[0], found[1]
+    async def _run(self, request: Request, name: str, capability: str, **kwargs: Any) -> Any:
+        """The one run path (lookup, capability, admission, timeout, cancellation, errors)."""
+        if capability in ("chat", "responses"):
+            # 2.x passed the request headers to chat / Responses methods that declare ``headers``.
+            pipeline = self.service.registry.get(name)
+            found = implemented_method(pipeline.wrapper, capability) if pipeline is not None else None
+            if pipeline is not None and found is not None:
+                kwargs.update(headers_kwarg(pipeline, found[0], request.headers))
+        return await self.service.run(
+            name,
+            capability,
+            surface="openai",
+            kwargs=kwargs,
+            disconnected=functools.partial(client_gone, request),
+        )
 
     def _items(self, result: Any) -> AsyncIterator[Any]:
         """What the wrapper returned, as an async stream of items."""
-        if isinstance(result, AsyncIterable):
-            return self.service.executor.aiter(result)
+        if isinstance(result, RunStream):
+            return result
         if isinstance(result, (list, tuple)):
             return _aiter_list(result)
-        if hasattr(result, "model_dump") or is_event(result):
-            return _aiter_list([result])
-        if isinstance(result, Iterator) or (
-            isinstance(result, Iterable) and not isinstance(result, (str, bytes, dict))
-        ):
-            return self.service.executor.aiter(result)
         return _aiter_list([result])
 
     async def _collect(self, model: str, result: Any, acc: Any, answer: Any) -> JSONResponse:
         """A non-streaming answer: feed every item to the accumulator, then answer in one body."""
+        items = self._items(result)
         try:
-            async for item in self._items(result):
+            async for item in items:
                 acc.feed(item)
         except Exception as exc:
             return _from_exception(model, exc)
+        finally:
+            await _aclose(items)
         return JSONResponse(answer())
 
     # -- GET /models ---------------------------------------------------------------------------------
@@ -149,50 +192,43 @@ class Handlers:
             messages = body.get("messages")
             if not isinstance(messages, list):
                 raise BadRequest("'messages' is required: a list of chat messages")
-            pipeline, method, is_async = self._pipeline(model, "chat", "chat completions")
-            result = await self.service.executor.call(
-                pipeline,
-                method,
-                is_async,
-                model=model,
-                messages=messages,
-                body=body,
-                **headers_kwarg(pipeline, method, request.headers),
-            )
+            result = await self._run(request, model, "chat", model=model, messages=messages, body=body)
         except Exception as exc:
             return _from_exception(model, exc)
 
         stream_options = body.get("stream_options") or {}
         acc = ChatAccumulator(model, include_usage=bool(stream_options.get("include_usage")))
         if body.get("stream"):
-            return EventSourceResponse(self._chat_events(model, result, acc))
+            return event_source(self._chat_events(model, result, acc), self._grace)
         if is_ready_completion(result):
             return JSONResponse(to_plain(result))
         return await self._collect(model, result, acc, acc.completion)
 
-    async def _chat_events(
-        self, model: str, result: Any, acc: ChatAccumulator
-    ) -> AsyncIterator[dict[str, Any]]:
-        for payload in acc.start():
-            yield {"data": json.dumps(payload)}
+    async def _chat_events(self, model: str, result: Any, acc: ChatAccumulator) -> AsyncIterator[Any]:
+        items = None if is_ready_completion(result) else self._items(result)
         try:
-            if is_ready_completion(result):
+            for payload in acc.start():
+                yield {"data": json.dumps(payload)}
+            if items is None:
                 payloads = acc.feed_pieces(completion_pieces(result))
                 for payload in payloads:
                     yield {"data": json.dumps(payload)}
             else:
-                async for item in self._items(result):
+                async for item in items:
+                    text = plain_text(item)
+                    if (
+                        text is not None
+                    ):  # the hot path: one token, pre-encoded (sse-starlette passes bytes on)
+                        yield acc.text_event(text)
+                        continue
                     for payload in acc.feed(item):
                         yield {"data": json.dumps(payload)}
         except Exception as exc:
-            log.error("Chat stream of pipeline '%s' failed: %s", model, exc, exc_info=exc)
-            yield {
-                "data": json.dumps(
-                    error_body(PipelineRunError.wrap(model, exc).message, "server_error", "internal_error")
-                )
-            }
+            yield {"data": json.dumps(_stream_error(model, exc))}
             yield _DONE
             return
+        finally:
+            await _aclose(items)
         for payload in acc.finish():
             yield {"data": json.dumps(payload)}
         yield _DONE
@@ -207,22 +243,15 @@ class Handlers:
                 input_items = normalize_input_items(body.get("input"))
             except ValueError as exc:
                 raise BadRequest(str(exc)) from None
-            pipeline, method, is_async = self._pipeline(model, "responses", "the Responses API")
-            result = await self.service.executor.call(
-                pipeline,
-                method,
-                is_async,
-                model=model,
-                input_items=input_items,
-                body=body,
-                **headers_kwarg(pipeline, method, request.headers),
+            result = await self._run(
+                request, model, "responses", model=model, input_items=input_items, body=body
             )
         except Exception as exc:
             return _from_exception(model, exc)
 
         acc = ResponseAccumulator(model, body)
         if body.get("stream"):
-            return EventSourceResponse(self._response_events(model, result, acc))
+            return event_source(self._response_events(model, result, acc), self._grace)
         if is_ready_response(result):
             return JSONResponse(to_plain(result))
         return await self._collect(model, result, acc, acc.final)
@@ -233,22 +262,27 @@ class Handlers:
         def sse(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
             return [{"event": name, "data": json.dumps(data)} for name, data in events]
 
-        for message in sse(acc.start()):
-            yield message
+        items = None if is_ready_response(result) else self._items(result)
         try:
-            if is_ready_response(result):
+            for message in sse(acc.start()):
+                yield message
+            if items is None:
                 for message in sse(acc.feed_pieces(response_pieces(result))):
                     yield message
             else:
-                async for item in self._items(result):
+                async for item in items:
                     for message in sse(acc.feed(item)):
                         yield message
         except Exception as exc:
-            log.error("Response stream of pipeline '%s' failed: %s", model, exc, exc_info=exc)
-            for message in sse(acc.fail(PipelineRunError.wrap(model, exc).message)):
+            error = exc if isinstance(exc, HayhooksError) else PipelineRunError.wrap(model, exc)
+            if error is not exc:
+                log.error("Response stream of '%s' failed: %r", model, exc, exc_info=exc)
+            for message in sse(acc.fail(error.message)):
                 yield message
             yield _DONE
             return
+        finally:
+            await _aclose(items)
         for message in sse(acc.finish()):
             yield message
 
@@ -266,15 +300,14 @@ class Handlers:
             purpose = form.get("purpose")
             purpose = purpose if isinstance(purpose, str) and purpose else "user_data"
             name = form.get("model") or request.query_params.get("model")
-            pipeline, method, is_async = self._file_pipeline(name if isinstance(name, str) else None)
-            model = pipeline.name
+            model = self._file_pipeline(name if isinstance(name, str) else None)
             content = await upload.read()
             filename = upload.filename or "upload"
             content_type = upload.content_type or "application/octet-stream"
-            result = await self.service.executor.call(
-                pipeline,
-                method,
-                is_async,
+            result = await self._run(
+                request,
+                model,
+                "files",
                 filename=filename,
                 content_type=content_type,
                 content=content,
@@ -284,9 +317,10 @@ class Handlers:
             return _from_exception(model, exc)
         return JSONResponse(_file_object(result, filename, len(content), purpose))
 
-    def _file_pipeline(self, name: Optional[str]) -> tuple[LoadedPipeline, str, bool]:
+    def _file_pipeline(self, name: Optional[str]) -> str:
+        """The pipeline a file upload goes to: the one named, or the only one accepting files."""
         if name:
-            return self._pipeline(name, "files", "file uploads")
+            return name
         accepting = [p for p in self.service.registry.all() if implemented_method(p.wrapper, "files")]
         if not accepting:
             raise NotSupported("No deployed pipeline accepts file uploads (none implements run_file_upload)")
@@ -295,9 +329,13 @@ class Handlers:
             raise BadRequest(
                 f"Several pipelines accept files ({names}): name one with the 'model' form field or ?model="
             )
-        found = implemented_method(accepting[0].wrapper, "files")
-        assert found is not None
-        return accepting[0], found[0], found[1]
+        return accepting[0].name
+
+
+async def _aclose(items: Any) -> None:
+    aclose = getattr(items, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 async def _aiter_list(items: Iterable[Any]) -> AsyncIterator[Any]:

@@ -16,6 +16,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -30,6 +31,7 @@ from hayhooks.pipelines.loader import Loader, forget_module
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
 from hayhooks.pipelines.names import validate_files, validate_name
 from hayhooks.pipelines.registry import Registry
+from hayhooks.pipelines.runs import Runner
 from hayhooks.pipelines.store import PipelineStore
 from hayhooks.settings import HayhooksSettings
 
@@ -76,6 +78,9 @@ class PipelineService:
         self.executor = Executor(settings.resolved_thread_pool_size, settings.max_queued_runs)
         self.cluster = Cluster(self.store.workers, settings.heartbeat_interval)
         self.ready = False
+        self.runner = Runner(self)
+        # Set on SIGTERM: /ready answers 503 while in-flight runs finish (hayhooks.server.drain).
+        self.draining = False
         self._sync_lock = threading.Lock()
         self._deploy_lock: Optional[asyncio.Lock] = None
         self._task: Optional[asyncio.Task[None]] = None
@@ -258,6 +263,27 @@ class PipelineService:
             )
         return result
 
+    # -- runs (runtime) ------------------------------------------------------------------------------
+    async def run(
+        self,
+        name: str,
+        capability: str = "run",
+        *,
+        surface: str,
+        kwargs: Optional[dict[str, Any]] = None,
+        disconnected: Optional[Callable[[], Awaitable[Any]]] = None,
+    ) -> Any:
+        """The only way a surface runs a pipeline (``surface``: "run", "openai", "mcp", ...).
+
+        Owns lookup, capability check, admission, timeout and cancellation (``disconnected``: an
+        awaitable factory that returns once the client is gone); raises only HayhooksErrors, logged
+        once. Returns the value, or a ``RunStream`` (possibly inside an ``SSEStream``) to render.
+        See ``hayhooks.pipelines.runs``.
+        """
+        return await self.runner.run(
+            name, capability, surface=surface, kwargs=kwargs, disconnected=disconnected
+        )
+
     # -- status -------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         workers = self.cluster.workers()
@@ -271,6 +297,8 @@ class PipelineService:
             "details": [p.info() for p in self.registry.all()],
             "failed": [f.info() for f in self.registry.failures()],
             "worker": self.cluster.id,
+            # This worker's runs: sync threads detached by a timeout still count until they end.
+            **self.executor.stats(),
             "workers": [
                 {
                     "id": w.id,

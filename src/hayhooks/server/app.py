@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import openapi
+from hayhooks.server.drain import Drain
 from hayhooks.server.errors import install_error_handlers
 from hayhooks.server.protection import install_security
 from hayhooks.server.routes import deploy, draw, health, run, status
@@ -44,6 +45,9 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             await service.start()
             stack.push_async_callback(service.stop)
+            drain = Drain(service, settings.shutdown_delay)  # SIGTERM: /ready 503, then drain
+            if drain.install():
+                stack.callback(drain.uninstall)
             for ctx in dialect_contexts:
                 await stack.enter_async_context(ctx)
             yield

@@ -24,10 +24,25 @@ def install_error_handlers(app: FastAPI, show_tracebacks: bool) -> None:
 
     @app.exception_handler(HayhooksError)
     async def _hayhooks_error(request: Request, exc: HayhooksError) -> JSONResponse:
-        if exc.status_code >= 500:
-            log.error(
-                "%s %s -> %s", request.method, request.url.path, exc.message, exc_info=exc.__cause__ or exc
-            )
+        if not exc.logged:  # the run path logs its own failures, once
+            exc.logged = True
+            if exc.expected:  # a refusal (4xx, 503 overload, 504 timeout): one line, no traceback
+                log.log(
+                    logging.WARNING if exc.status_code >= 500 else logging.INFO,
+                    "%s %s -> %d %s",
+                    request.method,
+                    request.url.path,
+                    exc.status_code,
+                    exc.message,
+                )
+            else:
+                log.error(
+                    "%s %s -> %s",
+                    request.method,
+                    request.url.path,
+                    exc.message,
+                    exc_info=exc.__cause__ or exc,
+                )
         extra = dict(exc.context)
         detail = extra.pop("detail", exc.message)
         return JSONResponse(

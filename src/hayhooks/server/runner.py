@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import uvicorn
 
+from hayhooks.server import protocols
 from hayhooks.settings import HayhooksSettings
 
 FACTORY = "hayhooks.server.app:create_app_from_env"
@@ -42,17 +46,39 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         "root_path": settings.root_path,
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
-        # Open SSE / MCP streams must not hold a shutdown forever.
-        "timeout_graceful_shutdown": 3,
+        # In-flight requests and streams get this long after SIGTERM; open streams are then cut.
+        "timeout_graceful_shutdown": settings.graceful_shutdown_timeout,
+        # uvicorn's HTTP protocol plus a header-read timeout against slow clients.
+        "http": protocols.protocol_name(),
         **uvicorn_options,
     }
-    if workers == 1:
-        from hayhooks.server.app import create_app
+    protocols.header_read_timeout = settings.header_read_timeout
+    with _exit_zero_after_sigterm():
+        if workers == 1:
+            from hayhooks.server.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+            uvicorn.run(create_app(settings), **common)
+            return
+        export_settings(settings)
+        uvicorn.run(FACTORY, factory=True, workers=workers, **common)
+
+
+@contextlib.contextmanager
+def _exit_zero_after_sigterm() -> Iterator[None]:
+    """A drained shutdown is a success: exit 0, not "killed by SIGTERM".
+
+    uvicorn re-raises the signal it handled once it has shut down, for the handler that was there
+    before it; this no-op handler receives it, so ``hayhooks run`` returns normally.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda sig, frame: None)
+    except ValueError:  # not the main thread
+        yield
         return
-    export_settings(settings)
-    uvicorn.run(FACTORY, factory=True, workers=workers, **common)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_app(settings: Optional[HayhooksSettings] = None, reload: bool = False, **overrides: Any) -> None:

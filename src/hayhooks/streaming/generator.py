@@ -322,8 +322,22 @@ async def async_streaming_generator(
     :param include_outputs_from: component names whose outputs go in the result given to
         ``on_pipeline_end`` (pipelines only).
     """
-    hooks = _Hooks(on_tool_call_start, on_tool_call_end, on_pipeline_end, on_reasoning)
     stream = _chunk_stream(pipeline, pipeline_run_args, streaming_components, include_outputs_from)
+    if (
+        on_tool_call_start is None
+        and on_tool_call_end is None
+        and on_pipeline_end is None
+        and on_reasoning is None
+    ):
+        # No hooks: every chunk passes through unchanged (the per-chunk hot path of a plain stream).
+        try:
+            async for item in stream:
+                if not isinstance(item, _Done):
+                    yield item
+        finally:
+            await stream.aclose()
+        return
+    hooks = _Hooks(on_tool_call_start, on_tool_call_end, on_pipeline_end, on_reasoning)
     try:
         async for item in stream:
             outputs = await (hooks.end(item.result) if isinstance(item, _Done) else hooks.chunk(item))

@@ -14,6 +14,8 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
     service = request.app.state.service
+    if service.draining:  # SIGTERM received: load balancers must stop routing here
+        return JSONResponse({"status": "draining"}, status_code=503)
     if service.ready:
         return JSONResponse({"status": "ready", "generation": service.registry.generation})
     return JSONResponse({"status": "loading"}, status_code=503)

@@ -7,6 +7,7 @@ serialisers) was built at load time.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -17,8 +18,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound, PipelineRunError
+from hayhooks.errors import InvalidInput
 from hayhooks.pipelines.models import RunSpec
+from hayhooks.server.disconnect import client_gone
 from hayhooks.server.responses import respond
 from hayhooks.server.validation import validation_errors
 
@@ -28,16 +30,13 @@ _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 async def run_pipeline(request: Request) -> Response:
     name = request.path_params["name"]
     service = request.app.state.service
-    pipeline = service.registry.get(name)
-    if pipeline is None and not service.ready and await service.wait_ready():
-        pipeline = service.registry.get(name)
-    if pipeline is None:
-        raise PipelineNotFound(f"Pipeline '{name}' not found")
+    # Look up first so an unknown name or a pipeline without run_api is refused before reading
+    # the body; service.run repeats the (cheap) lookup as the one owner of the run.
+    pipeline = await service.runner.lookup(name)
     spec = pipeline.run
     if spec is None:
-        raise NotSupported(
-            f"Pipeline '{name}' has no run_api method; it serves {sorted(pipeline.capabilities)}"
-        )
+        service.runner.method(pipeline, "run")  # raises NotSupported
+    assert spec is not None
 
     form = None
     if request.headers.get("content-type", "").startswith(_FORM_TYPES):
@@ -48,15 +47,10 @@ async def run_pipeline(request: Request) -> Response:
     if spec.headers_param:
         kwargs[spec.headers_param] = request.headers
 
-    try:
-        result = await service.executor.call(pipeline, spec.method_name, spec.is_async, **kwargs)
-    except HayhooksError:
-        raise
-    except Exception as exc:
-        if isinstance(getattr(exc, "status_code", None), int) and hasattr(exc, "detail"):
-            raise  # an HTTPException raised on purpose by wrapper code
-        raise PipelineRunError.wrap(name, exc) from exc
-    response = respond(service.executor, name, spec, result)
+    result = await service.run(
+        name, "run", surface="run", kwargs=kwargs, disconnected=functools.partial(client_gone, request)
+    )
+    response = respond(name, spec, result, service.settings.graceful_shutdown_timeout)
     if form is not None:
         response.background = BackgroundTask(form.close)
     return response
