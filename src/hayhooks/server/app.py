@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
-from hayhooks.server import openapi
+from hayhooks.server import docs, openapi
 from hayhooks.server.errors import install_error_handlers
 from hayhooks.server.routes import deploy, draw, health, run, status
 from hayhooks.settings import HayhooksSettings
@@ -53,6 +53,8 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         description="Haystack pipelines served as HTTP, OpenAI-compatible and MCP APIs.",
         root_path=settings.root_path,
         lifespan=lifespan,
+        docs_url=None,  # served by hayhooks.server.docs, from local assets
+        redoc_url=None,
     )
     app.state.service = service
     app.state.settings = settings
@@ -63,6 +65,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         ctx = dialect.install(app, service)
         if ctx is not None:
             dialect_contexts.append(ctx)
+    docs.install(app)
     # Last: "/{name}/run" must not shadow any fixed route.
     run.install(app)
     openapi.install(app, service)

@@ -7,6 +7,7 @@ serialisers) was built at load time.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.responses import Response
 
 from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound, PipelineRunError
 from hayhooks.pipelines.models import RunSpec
+from hayhooks.pipelines.signature import jsonable
 from hayhooks.server.responses import respond
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -65,8 +67,18 @@ def _json_kwargs(spec: RunSpec, body: bytes) -> dict[str, Any]:
     try:
         model = spec.request_model.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        raise InvalidInput("Invalid request body", detail=json.loads(exc.json(include_url=False))) from exc
+        raise InvalidInput("Invalid request body", detail=_errors(exc)) from exc
     return spec.arguments(model)
+
+
+def _errors(exc: ValidationError) -> Any:
+    """Validation errors as JSON data. A body that is not JSON (or not UTF-8) is not echoed back:
+    its ``input`` would be the whole raw body, which may not even encode as JSON text."""
+    errors: list[dict[str, Any]] = [dict(item) for item in exc.errors(include_url=False)]
+    for item in errors:
+        if item["type"] == "json_invalid":
+            del item["input"]
+    return jsonable(errors)
 
 
 def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
@@ -83,14 +95,22 @@ def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
     try:
         model = spec.request_model.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput("Invalid form data", detail=json.loads(exc.json(include_url=False))) from exc
+        raise InvalidInput("Invalid form data", detail=_errors(exc)) from exc
     kwargs = spec.arguments(model)
     if spec.files_param:
-        uploads = [v for v in form.getlist(spec.files_param) if isinstance(v, UploadFile)]
+        uploads = [_as_upload(v) for v in form.getlist(spec.files_param)]
         if not uploads:
             uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         kwargs[spec.files_param] = uploads or None
     return kwargs
+
+
+def _as_upload(value: Any) -> UploadFile:
+    """A part of the files field sent without a filename arrives as text; it is still a file the
+    OpenAPI document allows (``format: binary``), so the pipeline gets it as one (UTF-8 encoded)."""
+    if isinstance(value, UploadFile):
+        return value
+    return UploadFile(io.BytesIO(str(value).encode("utf-8", "surrogateescape")), filename=None)
 
 
 def _maybe_json(value: str) -> Any:

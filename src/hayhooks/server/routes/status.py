@@ -5,6 +5,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from hayhooks.server.openapi_errors import NOT_FOUND
+
 router = APIRouter(tags=["status"])
 
 
@@ -13,6 +15,6 @@ async def status(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(request.app.state.service.status)
 
 
-@router.get("/status/{name}")
+@router.get("/status/{name}", responses=NOT_FOUND)
 async def pipeline_status(name: str, request: Request) -> dict[str, Any]:
     return request.app.state.service.pipeline_status(name)
