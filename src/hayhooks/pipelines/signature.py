@@ -112,7 +112,7 @@ def adapt_type(tp: Any) -> Any:
         # Constraints (Field(min_length=1), ...) stay; what they annotate is adapted like any type,
         # so Annotated[list[ChatMessage], ...] still takes messages in their to_dict() form.
         inner, *metadata = typing.get_args(tp)
-        return Annotated[(adapt_type(inner), *metadata)]  # type: ignore[return-value]
+        return Annotated.__class_getitem__((adapt_type(inner), *metadata))  # type: ignore[attr-defined]
     if origin in _UNION_TYPES:
         return Union[tuple(adapt_type(a) for a in args)]  # type: ignore[return-value]
     if origin in (list, set, frozenset, tuple, dict) or origin.__module__ == "collections.abc":
