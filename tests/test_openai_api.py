@@ -286,17 +286,18 @@ def test_unknown_model_is_404_in_openai_shape(client: OpenAI) -> None:
         client.responses.create(model="nope", input="x")
 
 
-def test_pipeline_without_chat_is_501(client: OpenAI) -> None:
-    with pytest.raises(openai.APIStatusError) as err:
+def test_pipeline_without_chat_is_a_404_model_not_supported(client: OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="plain", messages=ask("x"))
-    assert err.value.status_code == 501
+    assert err.value.status_code == 404
     assert err.value.body["type"] == "invalid_request_error" and "plain" in err.value.body["message"]
+    assert err.value.body["code"] == "model_not_supported" and err.value.body["param"] == "model"
     with pytest.raises(openai.APIStatusError) as err:
         client.responses.create(model="chat_text_missing", input="x")
     assert err.value.status_code == 404
     with pytest.raises(openai.APIStatusError) as err:  # has chat but no responses method
         client.responses.create(model="agent_events", input="x")
-    assert err.value.status_code == 501
+    assert err.value.status_code == 404 and err.value.body["code"] == "model_not_supported"
 
 
 @pytest.mark.parametrize("prefix", ["/v1", ""])
@@ -441,7 +442,7 @@ def test_files_routing_with_several_or_no_file_pipelines(tmp_path: Path) -> None
             client.files.create(
                 file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "chat_text"}
             )
-        assert err.value.status_code == 501
+        assert err.value.status_code == 404 and err.value.body["code"] == "model_not_supported"
         with pytest.raises(openai.NotFoundError):
             client.files.create(file=("y.bin", b"abc"), purpose="user_data", extra_query={"model": "ghost"})
         r = httpx.post(f"{srv.url}/v1/files", data={"purpose": "user_data"})
@@ -453,6 +454,6 @@ def test_files_routing_with_several_or_no_file_pipelines(tmp_path: Path) -> None
     try:
         with pytest.raises(openai.APIStatusError) as err:
             srv.client(v1=False).files.create(file=("x.txt", b"x"), purpose="user_data")
-        assert err.value.status_code == 501 and "accepts file uploads" in err.value.body["message"]
+        assert err.value.status_code == 404 and "accepts file uploads" in err.value.body["message"]
     finally:
         srv.stop()

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineRunError
+from hayhooks.openai import openapi_docs as docs
 from hayhooks.openai.chat import ChatAccumulator
 from hayhooks.openai.convert import (
     completion_pieces,
@@ -47,8 +48,6 @@ _DONE = {"data": "[DONE]"}
 def _error_type(status: int) -> tuple[str, str]:
     if status == 404:
         return "invalid_request_error", "model_not_found"
-    if status == 501:
-        return "invalid_request_error", "not_implemented"
     if status in (401, 403):
         return "authentication_error" if status == 401 else "permission_error", "unauthorized"
     if status < 500:
@@ -59,6 +58,14 @@ def _error_type(status: int) -> tuple[str, str]:
 def error_response(status: int, message: str, code: Optional[str] = None) -> JSONResponse:
     type_, default_code = _error_type(status)
     return JSONResponse(error_body(message, type_, code or default_code), status_code=status)
+
+
+def not_supported_response(message: str) -> JSONResponse:
+    """A model that exists but lacks the method this endpoint needs: 404, as the OpenAI API answers
+    a model that does not serve an endpoint. Never a 5xx: the official clients retry those."""
+    body = error_body(message, "invalid_request_error", "model_not_supported")
+    body["error"]["param"] = "model"
+    return JSONResponse(body, status_code=404)
 
 
 def _from_exception(model: str, exc: BaseException) -> JSONResponse:
@@ -77,6 +84,8 @@ def _from_exception(model: str, exc: BaseException) -> JSONResponse:
             exc.message,
             exc.status_code,
         )
+    if isinstance(exc, NotSupported):
+        return not_supported_response(exc.message)
     response = error_response(exc.status_code, exc.message)
     fields = _fields(exc)
     if fields or exc.headers:
@@ -196,8 +205,9 @@ class Handlers:
         except Exception as exc:
             return _from_exception(model, exc)
 
-        stream_options = body.get("stream_options") or {}
-        acc = ChatAccumulator(model, include_usage=bool(stream_options.get("include_usage")))
+        stream_options = body.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+        acc = ChatAccumulator(model, include_usage=include_usage)
         if body.get("stream"):
             return event_source(self._chat_events(model, result, acc), self._grace)
         if is_ready_completion(result):
@@ -379,19 +389,27 @@ def install_routes(app: FastAPI, service: Any) -> None:
     for prefix in ("/v1", ""):
         router.add_api_route(f"{prefix}/models", handlers.list_models, methods=["GET"], summary="List models")
         router.add_api_route(
-            f"{prefix}/models/{{model}}", handlers.get_model, methods=["GET"], summary="Retrieve a model"
+            f"{prefix}/models/{{model}}",
+            handlers.get_model,
+            methods=["GET"],
+            summary="Retrieve a model",
+            **docs.GET_MODEL,
         )
         router.add_api_route(
             f"{prefix}/chat/completions",
             handlers.chat_completions,
             methods=["POST"],
             summary="Chat completion (OpenAI-compatible)",
+            **docs.CHAT_COMPLETIONS,
         )
         router.add_api_route(
             f"{prefix}/responses",
             handlers.responses,
             methods=["POST"],
             summary="Create a response (OpenAI Responses API)",
+            **docs.RESPONSES,
         )
-        router.add_api_route(f"{prefix}/files", handlers.files, methods=["POST"], summary="Upload a file")
+        router.add_api_route(
+            f"{prefix}/files", handlers.files, methods=["POST"], summary="Upload a file", **docs.FILES
+        )
     app.include_router(router)

@@ -27,6 +27,9 @@ class RunSpec:
     result_adapter: Any = None
     # Body fields, in signature order, handed to the method as keyword arguments.
     field_names: tuple[str, ...] = ()
+    # What the return annotation says the route answers with: any of "json", "text" (a generator
+    # streamed as text/plain), "sse" (an SSEStream) and "response" (a Starlette response as it is).
+    outputs: tuple[str, ...] = ("json",)
 
     def arguments(self, validated: BaseModel) -> dict[str, Any]:
         """Keyword arguments of the run method from a validated request (models stay models)."""

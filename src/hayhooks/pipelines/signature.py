@@ -6,6 +6,7 @@ body and one serialisation of its result.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import types
@@ -18,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter,
 from pydantic.functional_validators import BeforeValidator
 from pydantic.json_schema import WithJsonSchema
 
+from hayhooks.pipelines.haystack_schemas import haystack_result_schema, haystack_schema
 from hayhooks.pipelines.models import RunSpec
+from hayhooks.pipelines.sse import SSEStream
 
 _UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType)
 
@@ -71,15 +74,23 @@ def _haystack_type(tp: type) -> Any:
     """Haystack dataclasses travel in their ``to_dict()`` JSON shape."""
 
     def parse(value: Any) -> Any:
-        return value if isinstance(value, tp) else tp.from_dict(value)  # type: ignore[attr-defined]
+        if isinstance(value, tp):
+            return value
+        # Only ValueError becomes a 422: anything else ``from_dict`` raises on a malformed value
+        # (TypeError, AttributeError, KeyError) would otherwise surface as a 500.
+        if not isinstance(value, dict):
+            raise ValueError(f"{tp.__name__} must be an object (its to_dict() form)")
+        try:
+            return tp.from_dict(value)  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise ValueError(f"Invalid {tp.__name__}: {exc}") from None
 
     return Annotated[
         Any,
         BeforeValidator(parse),
         PlainSerializer(lambda v: v.to_dict() if isinstance(v, tp) else jsonable(v)),  # type: ignore[attr-defined]
-        WithJsonSchema(
-            {"type": "object", "title": tp.__name__, "description": f"Haystack {tp.__name__} as a dict"}
-        ),
+        WithJsonSchema(haystack_schema(tp), mode="validation"),
+        WithJsonSchema(haystack_result_schema(tp), mode="serialization"),
     ]
 
 
@@ -98,7 +109,10 @@ def adapt_type(tp: Any) -> Any:
         return tp if _schema_ok(tp) else _ANY_JSON
     args = get_args(tp)
     if origin is Annotated:
-        return tp
+        # Constraints (Field(min_length=1), ...) stay; what they annotate is adapted like any type,
+        # so Annotated[list[ChatMessage], ...] still takes messages in their to_dict() form.
+        inner, *metadata = typing.get_args(tp)
+        return Annotated.__class_getitem__((adapt_type(inner), *metadata))  # type: ignore[attr-defined]
     if origin in _UNION_TYPES:
         return Union[tuple(adapt_type(a) for a in args)]  # type: ignore[return-value]
     if origin in (list, set, frozenset, tuple, dict) or origin.__module__ == "collections.abc":
@@ -171,6 +185,7 @@ def build_run_spec(
         f"{title}RunRequest", __config__=ConfigDict(arbitrary_types_allowed=True), **fields
     )
     return_type = hints.get("return", sig.return_annotation)
+    outputs = output_kinds(method, return_type)
     result_type = adapt_type(return_type)
     response_model = create_model(
         f"{title}RunResponse",
@@ -186,7 +201,51 @@ def build_run_spec(
         headers_param=headers_param,
         result_adapter=TypeAdapter(result_type),
         field_names=tuple(fields),
+        outputs=outputs,
     )
+
+
+# Return types whose values the run route streams (see ``hayhooks.server.responses.respond``).
+_STREAMED_ORIGINS = (
+    collections.abc.Generator,
+    collections.abc.Iterator,
+    collections.abc.AsyncGenerator,
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+)
+_OUTPUT_ORDER = ("json", "text", "sse", "response")
+
+
+def output_kinds(method: Callable[..., Any], return_type: Any) -> tuple[str, ...]:
+    """What a run method's return annotation says the run route will answer with.
+
+    ``json`` (a ``{"result": ...}`` body), ``text`` (a generator streamed as ``text/plain``),
+    ``sse`` (an ``SSEStream``, ``text/event-stream``) or ``response`` (a Starlette response passed
+    through as it is). A union may allow several; without an annotation a generator function is
+    ``text`` and anything else is taken to be JSON, as before.
+    """
+    if return_type is inspect.Parameter.empty:
+        streams = inspect.isgeneratorfunction(method) or inspect.isasyncgenfunction(method)
+        return ("text",) if streams else ("json",)
+    kinds: set[str] = set()
+    for arm in get_args(return_type) if get_origin(return_type) in _UNION_TYPES else (return_type,):
+        kinds |= _arm_kinds(arm)
+    return tuple(k for k in _OUTPUT_ORDER if k in kinds)
+
+
+def _arm_kinds(tp: Any) -> set[str]:
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    base = get_origin(tp) or tp
+    if isinstance(base, type) and issubclass(base, SSEStream):
+        return {"sse"}
+    if base in _STREAMED_ORIGINS:
+        return {"text"}
+    if base is collections.abc.Iterable:  # a list (JSON) or a generator (streamed): either
+        return {"json", "text"}
+    if _is_named(tp, "Response"):
+        return {"response"}
+    return {"json"}
 
 
 def build_io_spec(

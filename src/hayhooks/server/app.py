@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
-from hayhooks.server import openapi
+from hayhooks.server import docs, openapi
 from hayhooks.server.drain import Drain
 from hayhooks.server.errors import install_error_handlers
 from hayhooks.server.protection import install_security
@@ -57,6 +57,8 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         version=__version__,
         description="Haystack pipelines served as HTTP, OpenAI-compatible and MCP APIs.",
         lifespan=lifespan,
+        docs_url=None,  # served by hayhooks.server.docs, from local assets
+        redoc_url=None,
     )
     # HAYHOOKS_ROOT_PATH / --root-path: uvicorn gets it from run_server; the attribute (not the
     # constructor argument, deprecated in FastAPI) also covers `uvicorn hayhooks.server.app:app`.
@@ -71,6 +73,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         ctx = dialect.install(app, service)
         if ctx is not None:
             dialect_contexts.append(ctx)
+    docs.install(app)
     # Last: "/{name}/run" must not shadow any fixed route.
     run.install(app)
     openapi.install(app, service)

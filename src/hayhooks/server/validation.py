@@ -74,6 +74,9 @@ def clip_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for error in errors:
         item = dict(error)
+        if item.get("type") == "json_invalid":
+            # The input is the whole raw body, which may not even be text: never echo it.
+            item.pop("input", None)
         if "input" in item:
             item["input"] = clip_input(item["input"])
         if "loc" in item:

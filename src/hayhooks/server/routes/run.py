@@ -8,6 +8,7 @@ serialisers) was built at load time.
 from __future__ import annotations
 
 import functools
+import io
 import json
 from typing import Any
 
@@ -81,11 +82,19 @@ def _form_kwargs(spec: RunSpec, form: Any) -> dict[str, Any]:
         raise InvalidInput("Invalid form data", detail=validation_errors(exc)) from exc
     kwargs = spec.arguments(model)
     if spec.files_param:
-        uploads = [v for v in form.getlist(spec.files_param) if isinstance(v, UploadFile)]
+        uploads = [_as_upload(v) for v in form.getlist(spec.files_param)]
         if not uploads:
             uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
         kwargs[spec.files_param] = uploads or None
     return kwargs
+
+
+def _as_upload(value: Any) -> UploadFile:
+    """A part of the files field sent without a filename arrives as text; it is still a file the
+    OpenAPI document allows (``format: binary``), so the pipeline gets it as one (UTF-8 encoded)."""
+    if isinstance(value, UploadFile):
+        return value
+    return UploadFile(io.BytesIO(str(value).encode("utf-8", "surrogateescape")), filename=None)
 
 
 def _maybe_json(value: str) -> Any:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from hayhooks.security import Caller, is_admin, public_pipeline_info, public_status
+from hayhooks.server.openapi_errors import NOT_FOUND
 
 router = APIRouter(tags=["status"])
 
@@ -24,7 +25,7 @@ async def status(request: Request) -> dict[str, Any]:
     return body if _admin(request) else public_status(body)
 
 
-@router.get("/status/{name}")
+@router.get("/status/{name}", responses=NOT_FOUND)
 async def pipeline_status(name: str, request: Request) -> dict[str, Any]:
     body = request.app.state.service.pipeline_status(name)
     return body if _admin(request) else public_pipeline_info(body)
