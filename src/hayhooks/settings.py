@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class HayhooksSettings(BaseSettings):
@@ -77,6 +77,38 @@ class HayhooksSettings(BaseSettings):
     # Logging
     log_level: str = Field("info", description="Log level of the server.")
     access_log: bool = Field(True, description="Log every request (uvicorn access log).")
+
+    # Observability (metrics, request ids, logs, traces; see docs/observability.md)
+    metrics_enabled: bool = Field(True, description="Serve `GET /metrics` (Prometheus) and record metrics.")
+    metrics_public: bool = Field(
+        False, description="Let `/metrics` be scraped without an API key when API keys are configured."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text`, or `json`: one object per line (server and uvicorn logs)."
+    )
+    access_log_excluded_path_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Path prefixes whose requests are left out of the access log (JSON or comma list).",
+    )
+    tracing_token: Optional[str] = Field(
+        None, description="Bearer token for `GET /traces` (the admin token works too); unset = loopback-only."
+    )
+    recent_runs: int = Field(
+        100, description="Recent runs each worker keeps for `GET /traces`; 0 turns the record off."
+    )
+
+    @field_validator("access_log_excluded_path_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        """Accept a JSON list (as 2.x documents it) or a comma-separated list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("workers")
     @classmethod

@@ -41,6 +41,7 @@ from hayhooks.mcp.tools import (
     is_tool,
     pipeline_tool,
 )
+from hayhooks.observability import observed
 from hayhooks.pipelines.models import LoadedPipeline
 from hayhooks.version import __version__
 
@@ -214,7 +215,12 @@ class HayhooksMCP:
         assert run is not None
         kwargs = call_kwargs(pipeline, arguments, headers)
         executor = self.service.executor
-        value = await executor.call(pipeline, run.method_name, run.is_async, **kwargs)
+        value = await observed(
+            self.service,
+            pipeline.name,
+            "mcp",
+            executor.call(pipeline, run.method_name, run.is_async, **kwargs),
+        )
         if results.stream_kind(value) is None:
             return results.value_result(value)
         parts: list[str] = []

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from hayhooks.errors import BadRequest, HayhooksError, NotSupported, PipelineNotFound, PipelineRunError
+from hayhooks.observability import observed, tag_request
 from hayhooks.openai.chat import ChatAccumulator
 from hayhooks.openai.convert import (
     completion_pieces,
@@ -92,6 +93,7 @@ class Handlers:
             raise PipelineNotFound(
                 f"The model '{model}' does not exist: no pipeline of that name is deployed"
             )
+        tag_request(model, "openai")
         found = implemented_method(pipeline.wrapper, capability)
         if found is None:
             raise NotSupported(f"Pipeline '{model}' does not support {what}")
@@ -147,8 +149,13 @@ class Handlers:
             if not isinstance(messages, list):
                 raise BadRequest("'messages' is required: a list of chat messages")
             pipeline, method, is_async = self._pipeline(model, "chat", "chat completions")
-            result = await self.service.executor.call(
-                pipeline, method, is_async, model=model, messages=messages, body=body
+            result = await observed(
+                self.service,
+                pipeline.name,
+                "openai",
+                self.service.executor.call(
+                    pipeline, method, is_async, model=model, messages=messages, body=body
+                ),
             )
         except Exception as exc:
             return _from_exception(model, exc)
@@ -199,8 +206,13 @@ class Handlers:
             except ValueError as exc:
                 raise BadRequest(str(exc)) from None
             pipeline, method, is_async = self._pipeline(model, "responses", "the Responses API")
-            result = await self.service.executor.call(
-                pipeline, method, is_async, model=model, input_items=input_items, body=body
+            result = await observed(
+                self.service,
+                pipeline.name,
+                "openai",
+                self.service.executor.call(
+                    pipeline, method, is_async, model=model, input_items=input_items, body=body
+                ),
             )
         except Exception as exc:
             return _from_exception(model, exc)
@@ -256,14 +268,19 @@ class Handlers:
             content = await upload.read()
             filename = upload.filename or "upload"
             content_type = upload.content_type or "application/octet-stream"
-            result = await self.service.executor.call(
-                pipeline,
-                method,
-                is_async,
-                filename=filename,
-                content_type=content_type,
-                content=content,
-                purpose=purpose,
+            result = await observed(
+                self.service,
+                pipeline.name,
+                "openai",
+                self.service.executor.call(
+                    pipeline,
+                    method,
+                    is_async,
+                    filename=filename,
+                    content_type=content_type,
+                    content=content,
+                    purpose=purpose,
+                ),
             )
         except Exception as exc:
             return _from_exception(model, exc)

@@ -8,6 +8,7 @@ per worker process. CPU-bound pipelines scale across cores with worker processes
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -44,7 +45,9 @@ class Executor:
             self._in_flight -= 1
 
     async def run_sync(self, fn: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        # The caller's contextvars (request id, the run's span) follow the call into the thread.
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, ctx.run, fn)
 
     async def aiter(self, iterable: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
         """Iterate any (a)sync iterable from async code; sync items are pulled on the pool.
@@ -66,9 +69,10 @@ class Executor:
             return
         iterator = iter(iterable)
         pending: Future[Any] | None = None
+        ctx = contextvars.copy_context()
         try:
             while True:
-                pending = self._pool.submit(next, iterator, _DONE)
+                pending = self._pool.submit(ctx.run, functools.partial(next, iterator, _DONE))
                 item = await asyncio.wrap_future(pending)
                 if item is _DONE:
                     return

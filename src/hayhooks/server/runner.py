@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Optional
 
 import uvicorn
 
+from hayhooks.observability.logs import uvicorn_log_config
+from hayhooks.observability.runner import instance_metrics_dir
 from hayhooks.settings import HayhooksSettings
 
 FACTORY = "hayhooks.server.app:create_app_from_env"
@@ -16,9 +19,13 @@ def export_settings(settings: HayhooksSettings) -> None:
     """Make worker processes (and reloads) see exactly these settings, CLI flags included."""
     for name, value in settings.model_dump().items():
         if value is not None:
-            os.environ[f"HAYHOOKS_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+            if isinstance(value, bool):
+                text = str(value).lower()
+            elif isinstance(value, (list, dict)):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            os.environ[f"HAYHOOKS_{name.upper()}"] = text
 
 
 def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_options: Any) -> None:
@@ -37,17 +44,19 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         "root_path": settings.root_path,
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
+        "log_config": uvicorn_log_config(settings.log_format, settings.access_log_excluded_path_prefixes),
         # Open SSE / MCP streams must not hold a shutdown forever.
         "timeout_graceful_shutdown": 3,
         **uvicorn_options,
     }
-    if workers == 1:
-        from hayhooks.server.app import create_app
+    with instance_metrics_dir():
+        if workers == 1:
+            from hayhooks.server.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
-        return
-    export_settings(settings)
-    uvicorn.run(FACTORY, factory=True, workers=workers, **common)
+            uvicorn.run(create_app(settings), **common)
+            return
+        export_settings(settings)
+        uvicorn.run(FACTORY, factory=True, workers=workers, **common)
 
 
 def run_app(settings: Optional[HayhooksSettings] = None, reload: bool = False, **overrides: Any) -> None:

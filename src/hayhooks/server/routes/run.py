@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hayhooks.errors import HayhooksError, InvalidInput, NotSupported, PipelineNotFound, PipelineRunError
+from hayhooks.observability import observed, tag_request
 from hayhooks.pipelines.models import RunSpec
 from hayhooks.server.responses import respond
 
@@ -32,6 +33,7 @@ async def run_pipeline(request: Request) -> Response:
         pipeline = service.registry.get(name)
     if pipeline is None:
         raise PipelineNotFound(f"Pipeline '{name}' not found")
+    tag_request(name, "run")
     spec = pipeline.run
     if spec is None:
         raise NotSupported(
@@ -48,7 +50,9 @@ async def run_pipeline(request: Request) -> Response:
         kwargs[spec.headers_param] = request.headers
 
     try:
-        result = await service.executor.call(pipeline, spec.method_name, spec.is_async, **kwargs)
+        result = await observed(
+            service, name, "run", service.executor.call(pipeline, spec.method_name, spec.is_async, **kwargs)
+        )
     except HayhooksError:
         raise
     except Exception as exc:
