@@ -25,9 +25,19 @@ def test_prometheus_private_api_we_rely_on():
 
     assert hasattr(values, "ValueClass") and callable(values.MultiProcessValue)
     assert getattr(values.MultiProcessValue(), "_multiprocess", False) is True
-    from prometheus_client import multiprocess
+    from prometheus_client import Histogram, multiprocess
 
     assert callable(multiprocess.mark_process_dead)
+    from hayhooks.observability._prometheus_compat import observe_many
+
+    plain = Histogram("pin_plain", "pin", buckets=(0.1, 1.0), registry=None)
+    batched = Histogram("pin_batched", "pin", buckets=(0.1, 1.0), registry=None)
+    amounts = [0.05, 0.1, 0.5, 2.0, 0.01]
+    for amount in amounts:
+        plain.observe(amount)
+    observe_many(batched, amounts)
+    assert [b.get() for b in batched._buckets] == [b.get() for b in plain._buckets] == [3, 1, 1]
+    assert batched._sum.get() == plain._sum.get()
 
 
 async def test_requests_runs_errors_and_streams_are_counted(app_client, pipelines_dir):

@@ -159,7 +159,9 @@ def top_command(
     token: TokenOption = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one snapshot as JSON (implies --once).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one snapshot as JSON (implies --once).")
+    ] = False,
 ) -> None:
     """Live view of a running server: per pipeline req/s, p50/p99, errors, in flight; per worker generation."""
     with handle_errors(), make_client(url, token) as client:

@@ -14,11 +14,14 @@ so it is right for every worker, not only the one answering.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
 import re
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +31,8 @@ from hayhooks.pipelines.cluster import _pid_alive
 
 log = logging.getLogger("hayhooks")
 
+FLUSH_INTERVAL = 0.05
+SCRAPE_WAIT = 2 * FLUSH_INTERVAL
 RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _DB_FILE = re.compile(r"^(?P<kind>.+)_(?P<pid>\d+)\.db$")
 
@@ -162,6 +167,7 @@ class Metrics:
             registry=None,
         )
         self._children: dict[tuple[str, str], RunSeries] = {}
+        self.pending = Pending()
 
     def series(self, pipeline: str, surface: str) -> RunSeries:
         """The label children of one (pipeline, surface), cached: labels() is not free."""
@@ -175,6 +181,8 @@ class Metrics:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        self.pending.flush()
+        time.sleep(SCRAPE_WAIT)  # the other workers write theirs within one interval
         mark_dead_workers(self.directory)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.directory))
@@ -182,24 +190,88 @@ class Metrics:
         return generate_latest(registry)
 
 
+class Pending:
+    """Metric updates gathered in memory and written to the shared files every ``FLUSH_INTERVAL``.
+
+    A write to prometheus_client's mmap files costs a few microseconds (a lock, a pid check, a
+    struct pack); a request touches eight values. Adding to a dict under an uncontended lock is
+    ~10x cheaper, and a busy worker then writes each value once per interval instead of once per
+    request. A scrape waits one interval more than that, so every worker's counts up to the moment
+    of the scrape are in. A worker killed with SIGKILL loses at most its last interval.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._adds: dict[Any, float] = {}
+        self._observations: dict[Any, list[float]] = {}
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, value: Any, amount: float = 1.0) -> None:
+        with self._lock:
+            self._adds[value] = self._adds.get(value, 0.0) + amount
+        if self._thread is None:
+            self._start()
+
+    def observe(self, histogram: Any, amount: float) -> None:
+        with self._lock:
+            found = self._observations.get(histogram)
+            if found is None:
+                self._observations[histogram] = [amount]
+            else:
+                found.append(amount)
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._loop, name="hayhooks-metrics", daemon=True)
+            self._thread.start()
+        atexit.register(self.flush)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            try:
+                self.flush()
+            except Exception:  # pragma: no cover - never let metrics take a worker down
+                log.exception("Could not write metrics")
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._adds and not self._observations:
+                return
+            adds, self._adds = self._adds, {}
+            observations, self._observations = self._observations, {}
+        for value, amount in adds.items():
+            if amount:
+                value.inc(amount)
+        for histogram, amounts in observations.items():
+            _prometheus_compat.observe_many(histogram, amounts)
+
+
 class RunSeries:
+    """The label children of one (pipeline, surface); every update goes through ``Pending``."""
+
     __slots__ = (
+        "_outcomes",
         "chunks",
         "codes",
         "duration",
         "in_flight",
         "metrics",
+        "pending",
+        "pipeline",
         "rejections",
         "request_duration",
-        "runs",
         "surface",
-        "pipeline",
         "timeouts",
-        "_outcomes",
     )
 
     def __init__(self, metrics: Metrics, pipeline: str, surface: str) -> None:
         self.metrics, self.pipeline, self.surface = metrics, pipeline, surface
+        self.pending = metrics.pending
         self.in_flight = metrics.in_flight.labels(pipeline, surface)
         self.duration = metrics.run_duration.labels(pipeline, surface)
         self.request_duration = metrics.request_duration.labels(pipeline, surface)
@@ -209,17 +281,32 @@ class RunSeries:
         self.codes: dict[int, Any] = {}
         self._outcomes: dict[str, Any] = {}
 
+    def started(self) -> None:
+        self.pending.add(self.in_flight, 1.0)
+
+    def finished(self, elapsed: float, outcome: str, chunks: int) -> None:
+        pending = self.pending
+        pending.add(self.in_flight, -1.0)
+        pending.observe(self.duration, elapsed)
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self.metrics.runs.labels(self.pipeline, self.surface, outcome)
+        pending.add(child)
+        if outcome == "rejected":
+            pending.add(self.rejections)
+        elif outcome == "timeout":
+            pending.add(self.timeouts)
+        if chunks:
+            pending.add(self.chunks, chunks)
+
     def request(self, code: int) -> None:
         child = self.codes.get(code)
         if child is None:
             child = self.codes[code] = self.metrics.requests.labels(self.pipeline, self.surface, str(code))
-        child.inc()
+        self.pending.add(child)
 
-    def outcome(self, outcome: str) -> None:
-        child = self._outcomes.get(outcome)
-        if child is None:
-            child = self._outcomes[outcome] = self.metrics.runs.labels(self.pipeline, self.surface, outcome)
-        child.inc()
+    def request_done(self, elapsed: float) -> None:
+        self.pending.observe(self.request_duration, elapsed)
 
 
 class ClusterCollector:

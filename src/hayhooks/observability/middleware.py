@@ -56,7 +56,7 @@ class RequestMiddleware:
                     metrics.series(info.pipeline, info.surface or "run").request(status)
             elif kind == "http.response.body" and not message.get("more_body", False):
                 if metrics is not None and info.pipeline is not None and info.surface != "mcp":
-                    metrics.series(info.pipeline, info.surface or "run").request_duration.observe(
+                    metrics.series(info.pipeline, info.surface or "run").request_done(
                         time.perf_counter() - started
                     )
             await send(message)

@@ -83,7 +83,8 @@ class RecentRuns:
 
     def add(self, record: RunRecord) -> None:
         self.runs.append(record)
-        self._dirty.set()
+        if not self._dirty.is_set():
+            self._dirty.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

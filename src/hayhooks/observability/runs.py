@@ -35,6 +35,7 @@ class Observer:
         self.tracer = tracing.tracer if tracing is not None else None
         self.recent = recent
         self.worker_id = service.cluster.id
+        self.pid = os.getpid()
 
     def attach(self) -> None:
         _observers[self.service] = self
@@ -96,7 +97,7 @@ class Run:
             info.pipeline, info.surface = pipeline, surface
         self.series = observer.metrics.series(pipeline, surface) if observer.metrics is not None else None
         if self.series is not None:
-            self.series.in_flight.inc()
+            self.series.started()
         self.span: Any = None
         if observer.tracer is not None:
             self.span = observer.tracer.start_span(
@@ -113,7 +114,7 @@ class Run:
                 pipeline,
                 surface,
                 observer.worker_id,
-                os.getpid(),
+                observer.pid,
                 time.time(),
                 trace_id,
                 _t0=self.t0,
@@ -150,18 +151,10 @@ class Run:
         elapsed = time.perf_counter() - self.t0
         series = self.series
         if series is not None:
-            series.in_flight.dec()
-            series.duration.observe(elapsed)
-            series.outcome(outcome)
-            if outcome == "rejected":
-                series.rejections.inc()
-            elif outcome == "timeout":
-                series.timeouts.inc()
-            if self.chunks:
-                series.chunks.inc(self.chunks)
+            series.finished(elapsed, outcome, self.chunks)
             if series.surface == "mcp":  # no HTTP request of its own to count it
                 series.request(code)
-                series.request_duration.observe(elapsed)
+                series.request_done(elapsed)
         if self.span is not None:
             from opentelemetry.trace import Status, StatusCode
 
