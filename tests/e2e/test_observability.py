@@ -78,6 +78,13 @@ def test_metrics_add_up_over_workers_and_survive_a_killed_worker(hayhooks_server
         assert value(text, "hayhooks_runs_in_flight") == 0
         assert value(text, "hayhooks_workers") == 2
 
+    # GET /traces describes the instance: runs of both workers, whichever worker answers.
+    def both_workers() -> set:
+        runs = fresh("GET", f"{server.url}/traces", params={"limit": 1000}).json()["runs"]
+        return (w := {r["pid"] for r in runs if r["pipeline"] == "echo"}) == pids and w
+
+    wait_until(both_workers, timeout=30, interval=0.2)
+
     victim = sorted(pids)[0]
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: (p := worker_pids(server.url)) and len(p) == 2 and victim not in p, timeout=60)
