@@ -24,9 +24,15 @@ def test_without_otlp_variables_no_sdk_or_exporter_is_loaded(tmp_path):
         "'haystack_integrations.tracing'))))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "HAYHOOKS_"))}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+    # Building an app (and importing the module-level one) touches no file: that waits for startup.
+    assert list(cwd.iterdir()) == [] and not (tmp_path / ".hayhooks").exists()
 
 
 def test_endpoint_without_the_extra_is_a_warning_with_the_fix(tmp_path):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,24 +28,25 @@ def install(app: Any, service: Any) -> Any:
 
     settings = service.settings
     apply_to_uvicorn(settings.log_format, settings.access_log_excluded_path_prefixes)
-    metrics = None
-    if settings.metrics_enabled:
-        from hayhooks.observability.metrics import process_metrics
-
-        metrics = process_metrics(service.store.meta)
-    tracing = setup_tracing()
     recent = None
     if settings.recent_runs > 0:
         recent = RecentRuns(service.store.meta / "runs", service.cluster.id, settings.recent_runs)
-    if recent is not None or tracing is not None:
-        enable_haystack_tracer(tracing.haystack_tracer if tracing is not None else None)
-    observer = Observer(service, metrics, tracing, recent)
+    observer = Observer(service, None, None, recent)
     observer.attach()
     app.add_middleware(RequestMiddleware, observer=observer)
     app.include_router(routes.router)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        # Started with the server, never at import: the module-level app must not touch files.
+        if settings.metrics_enabled:
+            from hayhooks.observability.metrics import process_metrics
+
+            observer.metrics = await asyncio.to_thread(process_metrics, service.store.meta)
+        tracing = setup_tracing()
+        observer.use_tracing(tracing)
+        if recent is not None or tracing is not None:
+            enable_haystack_tracer(tracing.haystack_tracer if tracing is not None else None)
         if recent is not None:
             recent.start()
         try:

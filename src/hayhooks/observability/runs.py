@@ -37,6 +37,10 @@ class Observer:
         self.worker_id = service.cluster.id
         self.pid = os.getpid()
 
+    def use_tracing(self, tracing: Any) -> None:
+        self.tracing = tracing
+        self.tracer = tracing.tracer if tracing is not None else None
+
     def attach(self) -> None:
         _observers[self.service] = self
 
