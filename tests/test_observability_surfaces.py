@@ -31,6 +31,7 @@ def test_openai_and_mcp_runs_are_counted_per_surface(live_app, pipelines_dir):
     assert r.status_code == 200, r.text
     missing = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "s_chat"}, timeout=30)
     assert missing.status_code == 400
+    assert missing.json()["error"]["request_id"] == missing.headers["x-request-id"]
 
     async def call_tool() -> str:
         async with Client(f"{server.url}/mcp") as client:
