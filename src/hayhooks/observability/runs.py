@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Generator, Iterator
 from typing import Any, Optional, TypeVar
 
 from hayhooks.observability import context
@@ -184,11 +184,16 @@ class Run:
         if isinstance(result, SSEStream):
             result.stream = self.wrap(result.stream)
             return result
+        # Wrap exactly what the surfaces treat as streams, keeping its kind: a sync generator
+        # stays sync; an async generator, or a generator that also iterates asynchronously
+        # (``streaming_generator``'s result, which the server drives on its own loop), stays async.
         wrapped: Any = None
-        if isinstance(result, Generator):
-            wrapped = _sync_stream(result, self)
-        elif isinstance(result, AsyncIterable) and hasattr(result, "__anext__"):
+        if isinstance(result, AsyncGenerator) or (
+            isinstance(result, Generator) and isinstance(result, AsyncIterable)
+        ):
             wrapped = _async_stream(result, self)
+        elif isinstance(result, Generator):
+            wrapped = _sync_stream(result, self)
         if wrapped is None:
             self.finish()
             return result
