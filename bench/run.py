@@ -947,6 +947,67 @@ def bench_soak(args: argparse.Namespace) -> dict[str, Any]:
     return run(args)
 
 
+# -- f. observability overhead --------------------------------------------------------------------
+METRICS_OFF_ENV = {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": "0"}
+
+
+def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    """Echo with metrics and the recent-runs record on (the default) vs both off, 1 worker each."""
+    out: dict[str, Any] = {"rows": []}
+    with Servers() as servers:
+        off = servers.hayhooks("metrics-off", extra_env=METRICS_OFF_ENV)
+        on = servers.hayhooks("metrics-on")
+        for s in (off, on):
+            wait_ready(s)
+        for path in args.paths:
+            body = {"text": "hello hayhooks"}
+            for s in (off, on):
+                wrk(f"{s.url}/{path}/run", body, 16, args.warmup)
+            for conc in args.concurrency:
+                res = interleaved(
+                    [off, on],
+                    args.reps,
+                    lambda s, path=path, body=body, conc=conc: wrk(
+                        f"{s.url}/{path}/run", body, conc, args.duration
+                    ),
+                )
+                a, b = res[off.label], res[on.label]
+                ratios = pair_ratios(b, a)
+                row = {
+                    "path": path,
+                    "connections": conc,
+                    "off_rps": med(a, "rps"),
+                    "on_rps": med(b, "rps"),
+                    "ratio_median": statistics.median(ratios),
+                    "ratios": ratios,
+                    "off_p99_ms": med(a, "p99_us") / 1e3,
+                    "on_p99_ms": med(b, "p99_us") / 1e3,
+                    "errors": sum(r["errors"] for r in a + b),
+                    "loadavg": [r["loadavg_before"] for r in a + b],
+                    "raw": res,
+                }
+                out["rows"].append(row)
+                print(
+                    f"  metrics {path} c={conc}: off {row['off_rps']:.0f} rps, on {row['on_rps']:.0f} rps, "
+                    f"on/off {row['ratio_median']:.3f} ({fmt_range(ratios)})",
+                    flush=True,
+                )
+    lines = [
+        "| endpoint | conns | metrics off req/s | metrics on req/s | on/off (median; range of pairs) "
+        "| p99 ms off / on | load avg (min–max) | errors |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | ---: |",
+    ]
+    for r in out["rows"]:
+        lines.append(
+            f"| `{r['path']}` | {r['connections']} | {r['off_rps']:.0f} | {r['on_rps']:.0f} | "
+            f"**{r['ratio_median']:.3f}** ({fmt_range(r['ratios'])}) | "
+            f"{r['off_p99_ms']:.2f} / {r['on_p99_ms']:.2f} | "
+            f"{min(r['loadavg']):.2f}–{max(r['loadavg']):.2f} | {r['errors']} |"
+        )
+    out["table"] = "\n".join(lines)
+    return out
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "overhead": bench_overhead,
     "scaling": bench_scaling,
@@ -956,6 +1017,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "streaming": bench_streaming,
     "io": bench_io,
     "soak": bench_soak,
+    "metrics": bench_metrics,
 }
 
 EPILOG = """\
@@ -989,7 +1051,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="overhead,scaling,deploy,memory,gc",
+        default="overhead,scaling,deploy,memory,gc,metrics",
         help=f"comma list of: {', '.join(BENCHES)} (default: all but streaming)",
     )
     parser.add_argument(

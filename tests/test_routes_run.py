@@ -171,7 +171,8 @@ async def test_tracebacks_only_when_enabled(app_client, pipelines_dir):
 async def test_unknown_pipeline_is_404(app_client, pipelines_dir):
     client = await app_client(pipelines_dir)
     r = await client.post("/nope/run", json={})
-    assert r.status_code == 404 and r.json() == {"detail": "Pipeline 'nope' not found"}
+    assert r.status_code == 404 and r.json()["detail"] == "Pipeline 'nope' not found"
+    assert r.json()["request_id"] == r.headers["x-request-id"]
 
 
 async def test_helper_modules_with_same_name_do_not_collide(app_client, pipelines_dir):

@@ -9,11 +9,17 @@ from hayhooks.log_compat import install as _loguru_habits
 log = _loguru_habits(logging.getLogger("hayhooks"))
 
 
-def configure_logging(level: str, tag: str = "hayhooks") -> None:
-    """Our log lines go to stderr (stdout may be a protocol wire, as with MCP over stdio)."""
+def configure_logging(level: str, tag: str = "hayhooks", log_format: str = "text") -> None:
+    """Our log lines go to stderr (stdout may be a protocol wire, as with MCP over stdio).
+
+    ``log_format`` is ``text`` or ``json`` (``HAYHOOKS_LOG_FORMAT``); both carry the request id.
+    """
+    from hayhooks.observability.logs import make_formatter
+
     log.setLevel(level.upper())
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"%(levelname)s:     [{tag}] %(message)s"))
         log.addHandler(handler)
         log.propagate = False
+    for existing in log.handlers:
+        existing.setFormatter(make_formatter(log_format, tag))

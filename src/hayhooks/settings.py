@@ -11,7 +11,7 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -147,6 +147,25 @@ class HayhooksSettings(BaseSettings):
         description="Seconds a client has to send a request's headers before the connection is closed; 0 = no limit.",
     )
 
+    # Observability (metrics, request ids, logs, traces; see docs/observability.md)
+    metrics_enabled: bool = Field(True, description="Serve `GET /metrics` (Prometheus) and record metrics.")
+    metrics_public: bool = Field(
+        False, description="Let `/metrics` be scraped without an API key when API keys are configured."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text`, or `json`: one object per line (server and uvicorn logs)."
+    )
+    access_log_excluded_path_prefixes: StrList = Field(
+        default_factory=list,
+        description="Path prefixes whose requests are left out of the access log (JSON or comma list).",
+    )
+    tracing_token: Optional[str] = Field(
+        None, description="Bearer token for `GET /traces` (the admin token works too); unset = loopback-only."
+    )
+    recent_runs: int = Field(
+        100, description="Recent runs each worker keeps for `GET /traces`; 0 turns the record off."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_log_variable(cls, data: Any) -> Any:
@@ -163,6 +182,7 @@ class HayhooksSettings(BaseSettings):
         "cors_allow_headers",
         "cors_expose_headers",
         "files_to_ignore_patterns",
+        "access_log_excluded_path_prefixes",
         mode="before",
     )
     @classmethod

@@ -218,6 +218,11 @@ class HayhooksClient:
             raise ClientError(f"Unexpected /status answer from {self.base_url}: {body!r}")
         return body
 
+    def metrics(self) -> str:
+        """The Prometheus text of ``GET /metrics``."""
+        body = self._request("GET", "/metrics", short=True)
+        return body if isinstance(body, str) else ""
+
     def deploy_files(
         self,
         name: str,

@@ -16,6 +16,7 @@ from hayhooks.cli.common import (
 )
 from hayhooks.cli.output import console, fail, handle_errors, status_view
 from hayhooks.cli.pipeline import deploy_yaml_command, pipeline_app
+from hayhooks.cli.top import top_command
 from hayhooks.mcp.cli import mcp_app
 
 app = typer.Typer(
@@ -144,6 +145,7 @@ app.command("deploy", help="Deploy a pipeline from a YAML file (short form of `p
     deploy_yaml_command
 )
 app.add_typer(pipeline_app, name="pipeline")
+app.command("top")(top_command)
 
 
 # -- mcp -----------------------------------------------------------------------------------------

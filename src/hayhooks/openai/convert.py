@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
+from hayhooks.observability.context import current_request_id
 from hayhooks.streaming.events import is_event
 
 _FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
@@ -240,4 +241,8 @@ class _Common:
 
 
 def error_body(message: str, type_: str = "server_error", code: Optional[str] = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "code": code, "param": None}}
+    body: dict[str, Any] = {"error": {"message": message, "type": type_, "code": code, "param": None}}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["error"]["request_id"] = request_id
+    return body

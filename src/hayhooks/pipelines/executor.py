@@ -17,6 +17,7 @@ until the call returns on its own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import threading
@@ -170,7 +171,8 @@ class Executor:
         it runs, the job is detached: it keeps its slot reference and is counted until it returns."""
         slot.hold()
         try:
-            job = self._pool.submit(fn, *args)
+            # The caller's contextvars (request id, the run's span) follow the call into the thread.
+            job = self._pool.submit(contextvars.copy_context().run, fn, *args)
         except BaseException:
             slot.release()
             raise
@@ -252,7 +254,7 @@ class SyncSteps:
         slot = self._slot
         slot.hold()
         try:
-            job = executor._pool.submit(next, self._iterator, _DONE)
+            job = executor._pool.submit(contextvars.copy_context().run, next, self._iterator, _DONE)
         except BaseException:
             slot.release()
             raise

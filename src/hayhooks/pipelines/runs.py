@@ -17,7 +17,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from pydantic import BaseModel
 
@@ -49,23 +49,42 @@ CAPABILITY_NAMES = {
 }
 
 
-class Observation:
-    """The run's observability hook: created when a run starts, ``end()``-ed once when it is over
-    (after the last chunk of a stream). Does nothing yet: metrics and spans go here."""
+class Observation(Protocol):
+    """A run's observability hook (metrics, the run span, the recent-runs record): created when the
+    run starts, active while wrapper code runs (so Haystack's spans nest under the run), told of
+    each streamed chunk, and ``end()``-ed exactly once with the run's outcome."""
 
-    __slots__ = ("surface", "pipeline", "capability")
+    def activate(self) -> None: ...
+    def deactivate(self) -> None: ...
+    def chunk(self) -> None: ...
+    def end(self, error: Optional[BaseException] = None) -> None: ...
 
-    def __init__(self, surface: str, pipeline: str, capability: str) -> None:
-        self.surface = surface
-        self.pipeline = pipeline
-        self.capability = capability
+
+class _Unobserved:
+    """The hook when nothing observes this service (metrics off, tracing off, no recent runs)."""
+
+    __slots__ = ()
+
+    def activate(self) -> None:
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    def chunk(self) -> None:
+        pass
 
     def end(self, error: Optional[BaseException] = None) -> None:
-        """``error`` is the HayhooksError the run ended with, None on success."""
+        pass
 
 
-def observe(surface: str, pipeline: str, capability: str) -> Observation:
-    return Observation(surface, pipeline, capability)
+_UNOBSERVED = _Unobserved()
+
+
+def observe(service: Any, surface: str, pipeline: str) -> Observation:
+    from hayhooks.observability.runs import start_run
+
+    return start_run(service, pipeline, surface) or _UNOBSERVED
 
 
 def stream_source(result: Any) -> Optional[Any]:
@@ -124,11 +143,13 @@ class Runner:
         disconnected: Optional[Callable[[], Awaitable[Any]]] = None,
     ) -> Any:
         """Run ``name``'s method for ``capability`` with ``kwargs``; see the module docstring."""
-        obs = observe(surface, name, capability)
+        obs: Observation = _UNOBSERVED
         slot: Optional[Slot] = None
         timeout: Optional[float] = None
         try:
             pipeline = await self.lookup(name)
+            # Observed from here: unknown names never become metric labels.
+            obs = observe(self._service, surface, name)
             method_name, is_async = self.method(pipeline, capability)
             timeout = self.timeout_for(pipeline)
             loop = asyncio.get_running_loop()
@@ -136,7 +157,11 @@ class Runner:
             method = getattr(pipeline.wrapper, method_name)
             if not is_async:
                 slot = self._executor.admit()
-            result = await self._call(method, is_async, kwargs or {}, slot, deadline, disconnected)
+            obs.activate()
+            try:
+                result = await self._call(method, is_async, kwargs or {}, slot, deadline, disconnected)
+            finally:
+                obs.deactivate()
             if isinstance(result, SSEStream) and isinstance(result.stream, (list, tuple)):
                 result = SSEStream(iter(result.stream))  # a list of events streams too
             stream = stream_source(result.stream if isinstance(result, SSEStream) else result)
@@ -302,15 +327,20 @@ class RunStream:
     async def __anext__(self) -> Any:
         if self._over:
             raise StopAsyncIteration
+        obs = self._obs
+        obs.activate()
         try:
             if self._async is not None:
                 if self._timer is None:
-                    return await self._async.__anext__()
-                return await self._bounded_step()
-            assert self._steps is not None
-            item = await self._steps.next(self._deadline)
-            if item is _DONE:
-                raise StopAsyncIteration
+                    item = await self._async.__anext__()
+                else:
+                    item = await self._bounded_step()
+            else:
+                assert self._steps is not None
+                item = await self._steps.next(self._deadline)
+                if item is _DONE:
+                    raise StopAsyncIteration
+            obs.chunk()
             return item
         except StopAsyncIteration:
             await self._finish(None)
@@ -321,6 +351,8 @@ class RunStream:
             if error is None or error is exc:
                 raise
             raise error from exc
+        finally:
+            obs.deactivate()
 
     async def _bounded_step(self) -> Any:
         if self._expired:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hayhooks.errors import InvalidInput, PipelineExists, PipelineLoadError, SyncTimeout
+from hayhooks.observability.runs import counts_deploys
 from hayhooks.pipelines import yaml_pipeline
 from hayhooks.pipelines.cluster import Cluster
 from hayhooks.pipelines.deploy_meta import DeployMeta
@@ -195,6 +196,7 @@ class PipelineService:
             name, "yaml", lambda: self.store.stage_yaml(name, source_code), overwrite, save_file
         )
 
+    @counts_deploys("deploy")
     async def _deploy(self, name: str, kind: str, stage: Any, overwrite: bool, save: bool) -> DeployResult:
         assert self._deploy_lock is not None, "service not started"
         async with self._deploy_lock:
@@ -240,6 +242,7 @@ class PipelineService:
         if staging_dir:
             shutil.rmtree(staging_dir, ignore_errors=True)
 
+    @counts_deploys("undeploy")
     async def undeploy(self, name: str) -> DeployResult:
         validate_name(name)
         assert self._deploy_lock is not None, "service not started"

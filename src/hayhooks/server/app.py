@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from fastapi import FastAPI
 
+from hayhooks import observability
 from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import docs, openapi
@@ -36,7 +37,7 @@ def _dialects() -> list[Any]:
 
 def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     settings = settings or HayhooksSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     service = PipelineService(settings)
     dialect_contexts: list[Any] = []
 
@@ -66,6 +67,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     app.state.service = service
     app.state.settings = settings
     install_error_handlers(app, settings.show_tracebacks)
+    dialect_contexts.append(observability.install(app, service))
     for module in (health, status, draw):
         app.include_router(module.router)
     deploy.install(app, settings)

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from hayhooks.errors import HayhooksError
+from hayhooks.observability.context import current_request_id
 
 log = logging.getLogger("hayhooks")
 
@@ -17,6 +18,9 @@ log = logging.getLogger("hayhooks")
 def install_error_handlers(app: FastAPI, show_tracebacks: bool) -> None:
     def body(exc: BaseException, detail: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"detail": detail, **(extra or {})}
+        request_id = current_request_id()
+        if request_id is not None:
+            out["request_id"] = request_id
         if show_tracebacks:
             cause = exc.__cause__ or exc
             out["traceback"] = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))

@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import uvicorn
 
+from hayhooks.observability.logs import uvicorn_log_config
+from hayhooks.observability.runner import instance_metrics_dir
 from hayhooks.server import protocols
 from hayhooks.settings import HayhooksSettings
 
@@ -46,6 +48,7 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         "root_path": settings.root_path,
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
+        "log_config": uvicorn_log_config(settings.log_format, settings.access_log_excluded_path_prefixes),
         # In-flight requests and streams get this long after SIGTERM; open streams are then cut.
         "timeout_graceful_shutdown": settings.graceful_shutdown_timeout,
         # uvicorn's HTTP protocol plus a header-read timeout against slow clients.
@@ -53,7 +56,7 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         **uvicorn_options,
     }
     protocols.header_read_timeout = settings.header_read_timeout
-    with _exit_zero_after_sigterm():
+    with _exit_zero_after_sigterm(), instance_metrics_dir():
         if workers == 1:
             from hayhooks.server.app import create_app
 

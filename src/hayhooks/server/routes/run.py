@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hayhooks.errors import InvalidInput
+from hayhooks.observability import tag_request
 from hayhooks.pipelines.models import RunSpec
 from hayhooks.server.disconnect import client_gone
 from hayhooks.server.responses import respond
@@ -34,6 +35,7 @@ async def run_pipeline(request: Request) -> Response:
     # Look up first so an unknown name or a pipeline without run_api is refused before reading
     # the body; service.run repeats the (cheap) lookup as the one owner of the run.
     pipeline = await service.runner.lookup(name)
+    tag_request(name, "run")  # bad input and 503s are counted for this pipeline too
     spec = pipeline.run
     if spec is None:
         service.runner.method(pipeline, "run")  # raises NotSupported

@@ -1,0 +1,60 @@
+"""Observability: request ids and logs at the edge, metrics and spans around each run.
+
+``install(app, service)`` is called by ``create_app``; surfaces wrap each executor call in
+``observed(service, name, surface, call)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from hayhooks.observability.context import current_request_id
+from hayhooks.observability.runs import deploy_finished, observed, tag_request
+
+__all__ = ["current_request_id", "deploy_finished", "install", "observed", "tag_request"]
+
+
+def install(app: Any, service: Any) -> Any:
+    """Add the middleware and routes; return the lifespan part (recent-runs writer, trace flush)."""
+    from hayhooks.observability import routes
+    from hayhooks.observability.logs import apply_to_uvicorn
+    from hayhooks.observability.middleware import RequestMiddleware
+    from hayhooks.observability.recent import RecentRuns, enable_haystack_tracer
+    from hayhooks.observability.runs import Observer
+    from hayhooks.observability.tracing import setup_tracing
+
+    settings = service.settings
+    apply_to_uvicorn(settings.log_format, settings.access_log_excluded_path_prefixes)
+    recent = None
+    if settings.recent_runs > 0:
+        recent = RecentRuns(service.store.meta / "runs", service.cluster.id, settings.recent_runs)
+    observer = Observer(service, None, None, recent)
+    observer.attach()
+    app.add_middleware(RequestMiddleware, observer=observer)
+    app.include_router(routes.router)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        # Started with the server, never at import: the module-level app must not touch files.
+        if settings.metrics_enabled:
+            from hayhooks.observability.metrics import process_metrics
+
+            observer.metrics = await asyncio.to_thread(process_metrics, service.store.meta)
+        tracing = setup_tracing()
+        observer.use_tracing(tracing)
+        if recent is not None or tracing is not None:
+            enable_haystack_tracer(tracing.haystack_tracer if tracing is not None else None)
+        if recent is not None:
+            recent.start()
+        try:
+            yield
+        finally:
+            if recent is not None:
+                recent.stop()
+            if tracing is not None:
+                tracing.flush()
+
+    return lifespan()

@@ -1,0 +1,61 @@
+"""What belongs to the request being served: its id, and the pipeline and surface it reached.
+
+One mutable ``RequestInfo`` per HTTP request lives in a contextvar set by the middleware. Log
+records, error bodies and metrics read it; the run instrumentation fills in ``pipeline`` and
+``surface`` when the request reaches a pipeline (a contextvar set deeper down would not be seen by
+the middleware again, a shared mutable object is).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Optional
+
+REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID_LENGTH = 128
+# Characters an id may keep: enough for UUIDs, ULIDs, trace ids and "service-123:abc" styles, and
+# nothing that could forge a log line or a header (no spaces, quotes, control characters).
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:/+=@-]")
+
+
+@dataclass
+class RequestInfo:
+    request_id: str
+    pipeline: Optional[str] = None
+    surface: Optional[str] = None
+
+
+_current: ContextVar[Optional[RequestInfo]] = ContextVar("hayhooks_request", default=None)
+
+
+def current() -> Optional[RequestInfo]:
+    return _current.get()
+
+
+def current_request_id() -> Optional[str]:
+    info = _current.get()
+    return info.request_id if info is not None else None
+
+
+def begin(request_id: str) -> tuple[RequestInfo, object]:
+    info = RequestInfo(request_id)
+    return info, _current.set(info)
+
+
+def end(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def sanitize_request_id(raw: Optional[str]) -> Optional[str]:
+    """The caller's id if it is usable: unsafe characters dropped, at most 128 characters kept."""
+    if not raw:
+        return None
+    cleaned = _UNSAFE.sub("", raw)[:MAX_REQUEST_ID_LENGTH]
+    return cleaned or None

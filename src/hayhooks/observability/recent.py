@@ -1,0 +1,202 @@
+"""Recent runs with per-component timings, for ``GET /traces``, across every worker.
+
+Each worker keeps its last N runs in memory and writes them, at most twice a second and off the
+request path, to ``<pipelines_dir>/.hayhooks/runs/<worker id>.json``. ``GET /traces`` answered by any
+worker reads the files of all of them, so it describes the instance, not the one worker that
+answered. Component timings come from Haystack's tracing hook (``ComponentTimingTracer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+_FLUSH_INTERVAL = 0.5
+_KEEP_DEAD_WORKER_FILES = 600.0  # seconds: a crashed worker's last runs stay visible this long
+_MAX_COMPONENTS = 200
+
+
+@dataclass
+class ComponentTiming:
+    name: str
+    type: str
+    start_ms: float
+    duration_ms: float
+    error: Optional[str] = None
+
+
+@dataclass
+class RunRecord:
+    request_id: Optional[str]
+    pipeline: str
+    surface: str
+    worker: str
+    pid: int
+    started_at: float
+    trace_id: Optional[str] = None
+    duration_ms: float = 0.0
+    outcome: str = "running"
+    status_code: int = 0
+    error: Optional[str] = None
+    components: list[ComponentTiming] = field(default_factory=list)
+    _t0: float = field(default=0.0, repr=False)
+
+
+current_run: ContextVar[Optional[RunRecord]] = ContextVar("hayhooks_run", default=None)
+
+
+class RecentRuns:
+    def __init__(self, directory: Path, worker_id: str, size: int) -> None:
+        self.directory = directory
+        self.worker_id = worker_id
+        self.runs: deque[RunRecord] = deque(maxlen=size)
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"{self.worker_id}.json"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._loop, name="hayhooks-recent-runs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        self.flush()
+
+    def add(self, record: RunRecord) -> None:
+        self.runs.append(record)
+        if not self._dirty.is_set():
+            self._dirty.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self.flush()
+            self._stop.wait(_FLUSH_INTERVAL)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._dirty.clear()
+            data = [_public(r) for r in list(self.runs)]
+            if not self.directory.exists():
+                return
+            tmp = self.directory / f".{self.worker_id}.{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps({"worker": self.worker_id, "pid": os.getpid(), "runs": data}))
+            os.replace(tmp, self.path)
+
+    def collect(self, live_workers: set[str], limit: int) -> list[dict[str, Any]]:
+        """Recent runs of every worker, newest first; files of long-dead workers are pruned."""
+        self.flush()
+        runs: list[dict[str, Any]] = []
+        now = time.time()
+        for path in self.directory.glob("*.json"):
+            worker = path.stem
+            try:
+                if worker not in live_workers and now - path.stat().st_mtime > _KEEP_DEAD_WORKER_FILES:
+                    path.unlink(missing_ok=True)
+                    continue
+                runs.extend(json.loads(path.read_text()).get("runs", []))
+            except (OSError, ValueError):
+                continue
+        runs.sort(key=lambda r: r.get("started_at", 0), reverse=True)
+        return runs[:limit]
+
+
+def _public(record: RunRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data.pop("_t0", None)
+    return data
+
+
+class ComponentTimingTracer:
+    """A Haystack tracer that times ``haystack.component.run`` spans into the current run record,
+    and hands every span to Haystack's OpenTelemetry tracer when traces are exported."""
+
+    def __init__(self, delegate: Any = None) -> None:
+        self.delegate = delegate
+
+    @contextlib.contextmanager
+    def trace(
+        self, operation_name: str, tags: Optional[dict[str, Any]] = None, parent_span: Any = None
+    ) -> Iterator[Any]:
+        record = current_run.get()
+        if record is None or operation_name != "haystack.component.run":
+            if self.delegate is None:
+                yield _NullSpan()
+            else:
+                with self.delegate.trace(operation_name, tags=tags, parent_span=parent_span) as span:
+                    yield span
+            return
+        start = time.perf_counter()
+        error: Optional[str] = None
+        try:
+            if self.delegate is None:
+                yield _NullSpan()
+            else:
+                with self.delegate.trace(operation_name, tags=tags, parent_span=parent_span) as span:
+                    yield span
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if len(record.components) < _MAX_COMPONENTS:
+                tags = tags or {}
+                record.components.append(
+                    ComponentTiming(
+                        str(tags.get("haystack.component.name", "?")),
+                        str(tags.get("haystack.component.type", "?")),
+                        round((start - record._t0) * 1000, 3),
+                        round((time.perf_counter() - start) * 1000, 3),
+                        error,
+                    )
+                )
+
+    def current_span(self) -> Any:
+        return self.delegate.current_span() if self.delegate is not None else None
+
+
+class _NullSpan:
+    """What Haystack gets when nothing exports spans: tags are dropped."""
+
+    def set_tag(self, key: str, value: Any) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        pass
+
+    def set_content_tag(self, key: str, value: Any) -> None:
+        pass
+
+    def raw_span(self) -> Any:
+        return None
+
+    def get_correlation_data_for_logs(self) -> dict[str, Any]:
+        return {}
+
+
+def enable_haystack_tracer(delegate: Any = None) -> None:
+    """Install our tracer in Haystack (process-wide, as Haystack's tracing is)."""
+    from haystack import tracing
+
+    tracer: Any = ComponentTimingTracer(delegate)
+    tracing.enable_tracing(tracer)

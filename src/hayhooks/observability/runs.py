@@ -1,0 +1,318 @@
+"""Per-run instrumentation in one place: metrics, the ``hayhooks.pipeline.run`` span and the
+recent-runs record, opened when a run starts and closed when it ends (for a stream: at its last
+chunk, on error, or when the client leaves).
+
+Every surface calls ``observed(service, name, surface, <the executor call>)``; when
+``PipelineService.run`` becomes the one run path, it wraps its executor call the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Generator, Iterator
+from typing import Any, Optional, TypeVar
+
+from hayhooks.observability import context
+from hayhooks.observability.recent import RecentRuns, RunRecord, current_run
+
+T = TypeVar("T")
+
+_observers: weakref.WeakKeyDictionary[Any, Observer] = weakref.WeakKeyDictionary()
+
+
+class Observer:
+    """What one app records; attached to its ``PipelineService``."""
+
+    def __init__(
+        self, service: Any, metrics: Any = None, tracing: Any = None, recent: Optional[RecentRuns] = None
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.tracing = tracing
+        self.tracer = tracing.tracer if tracing is not None else None
+        self.recent = recent
+        self.worker_id = service.cluster.id
+        self.pid = os.getpid()
+
+    def use_tracing(self, tracing: Any) -> None:
+        self.tracing = tracing
+        self.tracer = tracing.tracer if tracing is not None else None
+
+    def attach(self) -> None:
+        _observers[self.service] = self
+
+
+def observer_of(service: Any) -> Optional[Observer]:
+    try:
+        return _observers.get(service)
+    except TypeError:
+        return None
+
+
+def tag_request(name: str, surface: str) -> None:
+    """Mark the current HTTP request as one for pipeline ``name``: the middleware then counts it in
+    ``hayhooks_requests_total`` with its final status (bad input and 503s included)."""
+    info = context.current()
+    if info is not None:
+        info.pipeline = name
+        info.surface = surface
+
+
+def classify(exc: Optional[BaseException]) -> tuple[str, int]:
+    """(outcome, HTTP status) of a run that ended with ``exc``."""
+    if exc is None:
+        return "ok", 200
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "cancelled", 499
+    status = getattr(exc, "status_code", None)
+    code = status if isinstance(status, int) else 500
+    if code == 503:
+        return "rejected", code
+    if code == 504 or isinstance(exc, TimeoutError):
+        return "timeout", 504
+    return "error", code
+
+
+class Run:
+    __slots__ = (
+        "_otel_token",
+        "_run_token",
+        "chunks",
+        "finished",
+        "info",
+        "observer",
+        "record",
+        "series",
+        "span",
+        "t0",
+        "__weakref__",
+    )
+
+    def __init__(self, observer: Observer, pipeline: str, surface: str) -> None:
+        self.observer = observer
+        self.t0 = time.perf_counter()
+        self.chunks = 0
+        self.finished = False
+        self.info = info = context.current()
+        if info is not None and info.pipeline is None:
+            info.pipeline, info.surface = pipeline, surface
+        self.series = observer.metrics.series(pipeline, surface) if observer.metrics is not None else None
+        if self.series is not None:
+            self.series.started()
+        self.span: Any = None
+        if observer.tracer is not None:
+            self.span = observer.tracer.start_span(
+                "hayhooks.pipeline.run",
+                attributes={"hayhooks.pipeline": pipeline, "hayhooks.surface": surface},
+            )
+        self.record: Optional[RunRecord] = None
+        if observer.recent is not None:
+            trace_id = None
+            if self.span is not None:
+                trace_id = format(self.span.get_span_context().trace_id, "032x")
+            self.record = RunRecord(
+                info.request_id if info is not None else None,
+                pipeline,
+                surface,
+                observer.worker_id,
+                observer.pid,
+                time.time(),
+                trace_id,
+                _t0=self.t0,
+            )
+        self._otel_token: Any = None
+        self._run_token: Any = None
+
+    # The span and the record are "current" while wrapper code runs, so Haystack's spans and
+    # component timings land under this run (the executor carries them into its threads).
+    def activate(self) -> None:
+        if self.span is not None:
+            from opentelemetry import context as otel_context
+            from opentelemetry import trace
+
+            self._otel_token = otel_context.attach(trace.set_span_in_context(self.span))
+        if self.record is not None:
+            self._run_token = current_run.set(self.record)
+
+    def deactivate(self) -> None:
+        if self._otel_token is not None:
+            from opentelemetry import context as otel_context
+
+            otel_context.detach(self._otel_token)
+            self._otel_token = None
+        if self._run_token is not None:
+            current_run.reset(self._run_token)
+            self._run_token = None
+
+    # The run path's Observation protocol (hayhooks.pipelines.runs).
+    def chunk(self) -> None:
+        self.chunks += 1
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        self.finish(error)
+
+    def finish(self, exc: Optional[BaseException] = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        outcome, code = classify(exc)
+        elapsed = time.perf_counter() - self.t0
+        series = self.series
+        if series is not None:
+            series.finished(elapsed, outcome, self.chunks)
+            if series.surface == "mcp":  # no HTTP request of its own to count it
+                series.request(code)
+                series.request_done(elapsed)
+        if self.span is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            self.span.set_attribute("hayhooks.outcome", outcome)
+            if self.chunks:
+                self.span.set_attribute("hayhooks.stream.chunks", self.chunks)
+            if exc is not None and outcome != "cancelled":
+                self.span.record_exception(exc)
+                self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self.span.end()
+        if self.record is not None and self.observer.recent is not None:
+            self.record.duration_ms = round(elapsed * 1000, 3)
+            self.record.outcome = outcome
+            self.record.status_code = code
+            if exc is not None and outcome != "cancelled":
+                self.record.error = f"{type(exc).__name__}: {exc}"[:500]
+            self.observer.recent.add(self.record)
+
+    def wrap(self, result: Any) -> Any:
+        """Streams end later than the call: finish the run when they do."""
+        from hayhooks.pipelines.sse import SSEStream
+
+        if isinstance(result, SSEStream):
+            result.stream = self.wrap(result.stream)
+            return result
+        # Wrap exactly what the surfaces treat as streams, keeping its kind: a sync generator
+        # stays sync; an async generator, or a generator that also iterates asynchronously
+        # (``streaming_generator``'s result, which the server drives on its own loop), stays async.
+        wrapped: Any = None
+        if isinstance(result, AsyncGenerator) or (
+            isinstance(result, Generator) and isinstance(result, AsyncIterable)
+        ):
+            wrapped = _async_stream(result, self)
+        elif isinstance(result, Generator):
+            wrapped = _sync_stream(result, self)
+        if wrapped is None:
+            self.finish()
+            return result
+        # A stream dropped before its first item never runs its finally: finish it when collected.
+        weakref.finalize(wrapped, self.finish, asyncio.CancelledError())
+        return wrapped
+
+
+def start_run(service: Any, pipeline: str, surface: str) -> Optional[Run]:
+    """An observed run of ``pipeline`` (None when nothing observes ``service``), for the run path."""
+    observer = _observers.get(service)
+    return Run(observer, pipeline, surface) if observer is not None else None
+
+
+async def observed(service: Any, pipeline: str, surface: str, call: Awaitable[T]) -> T:
+    """Await ``call`` (an executor call, not yet started) as one observed run of ``pipeline``."""
+    observer = _observers.get(service)
+    if observer is None:
+        return await call
+    run = Run(observer, pipeline, surface)
+    run.activate()
+    try:
+        result = await call
+    except BaseException as exc:
+        run.deactivate()
+        run.finish(exc)
+        raise
+    run.deactivate()
+    try:
+        return run.wrap(result)  # type: ignore[no-any-return]
+    except BaseException as exc:  # pragma: no cover - wrapping does not fail
+        run.finish(exc)
+        raise
+
+
+def _sync_stream(source: Iterator[Any], run: Run) -> Iterator[Any]:
+    error: Optional[BaseException] = None
+    try:
+        while True:
+            run.activate()
+            try:
+                item = next(source)
+            except StopIteration:
+                return
+            finally:
+                run.deactivate()
+            run.chunks += 1
+            yield item
+    except BaseException as exc:  # GeneratorExit too: the consumer left (cancelled)
+        error = exc
+        raise
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+        run.finish(error)
+
+
+async def _async_stream(source: AsyncIterable[Any], run: Run) -> AsyncIterator[Any]:
+    error: Optional[BaseException] = None
+    iterator = source.__aiter__()
+    try:
+        while True:
+            run.activate()
+            try:
+                item = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                run.deactivate()
+            run.chunks += 1
+            yield item
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        run.finish(error)
+
+
+def deploy_finished(
+    service: Any, operation: str, action: Optional[str], exc: Optional[BaseException]
+) -> None:
+    """Count a finished deploy / undeploy (called where ``PipelineService`` finishes one)."""
+    observer = _observers.get(service)
+    if observer is None or observer.metrics is None:
+        return
+    if exc is None:
+        observer.metrics.deploys.labels(action or operation).inc()
+    else:
+        status = getattr(exc, "status_code", None)
+        code = status if isinstance(status, int) else 500
+        observer.metrics.deploy_failures.labels(operation, str(code)).inc()
+
+
+def counts_deploys(operation: str) -> Any:
+    """Decorator for the ``PipelineService`` method that finishes a deploy or an undeploy."""
+    import functools
+
+    def decorate(method: Any) -> Any:
+        @functools.wraps(method)
+        async def wrapper(service: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await method(service, *args, **kwargs)
+            except BaseException as exc:
+                deploy_finished(service, operation, None, exc)
+                raise
+            deploy_finished(service, operation, getattr(result, "action", None), None)
+            return result
+
+        return wrapper
+
+    return decorate

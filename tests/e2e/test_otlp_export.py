@@ -1,0 +1,108 @@
+"""Traces leave a real server over OTLP/HTTP, correctly parented, continuing the caller's trace.
+
+The receiver is a plain HTTP server on loopback started here; it decodes each export with
+opentelemetry-proto, as a collector would."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import wait_until
+
+pytestmark = pytest.mark.e2e
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "observability" / "two_steps"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.spans: list = []
+        self.paths: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                receiver.paths.append(self.path)
+                for resource_spans in request.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        receiver.spans.extend(scope_spans.spans)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_one_run_gives_server_run_pipeline_and_component_spans(hayhooks_server, pipelines_dir, receiver):
+    shutil.copytree(FIXTURE, pipelines_dir / "two_steps")
+    server = hayhooks_server(
+        pipelines_dir,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_SERVICE_NAME": "hayhooks-test",
+        },
+    )
+    r = httpx.post(
+        f"{server.url}/two_steps/run",
+        json={"text": "hi"},
+        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.json() == {"result": "HI!"}
+
+    def by_name() -> dict:
+        spans = {s.name: s for s in receiver.spans if s.trace_id.hex() == TRACE_ID}
+        wanted = {"POST /two_steps/run", "hayhooks.pipeline.run", "haystack.pipeline.run"}
+        components = [s for s in receiver.spans if s.name == "haystack.component.run"]
+        return spans if wanted <= set(spans) and len(components) >= 2 else {}
+
+    spans = wait_until(by_name, timeout=30, interval=0.2)
+    assert receiver.paths and all(p == "/v1/traces" for p in receiver.paths)
+    server_span = spans["POST /two_steps/run"]
+    run_span = spans["hayhooks.pipeline.run"]
+    haystack_span = spans["haystack.pipeline.run"]
+    assert server_span.parent_span_id.hex() == PARENT_ID
+    assert run_span.parent_span_id == server_span.span_id
+    assert haystack_span.parent_span_id == run_span.span_id
+    components = [s for s in receiver.spans if s.name == "haystack.component.run"]
+    assert len(components) == 2
+    assert all(c.trace_id.hex() == TRACE_ID and c.parent_span_id == haystack_span.span_id for c in components)
+    names = {
+        a.value.string_value for c in components for a in c.attributes if a.key == "haystack.component.name"
+    }
+    assert names == {"upper", "exclaim"}
+    attributes = {a.key: a.value.string_value for a in run_span.attributes}
+    assert attributes["hayhooks.pipeline"] == "two_steps"
+    assert attributes["hayhooks.surface"] == "run" and attributes["hayhooks.outcome"] == "ok"
+    status = {a.key: a.value.int_value for a in server_span.attributes}
+    assert status["http.response.status_code"] == 200

@@ -1,0 +1,185 @@
+"""/metrics on an in-process app. Metric values live per process (one set of files for every app
+this test process builds), so each test compares before and after, on pipeline names of its own."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_PIPELINES
+from observability_support import samples, value
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _copy(pipelines_dir: Path, source: str, name: str) -> None:
+    shutil.copytree(SAMPLE_PIPELINES / source, pipelines_dir / name)
+
+
+def test_prometheus_private_api_we_rely_on():
+    """_prometheus_compat switches prometheus_client's value class: pin what it touches."""
+    from prometheus_client import values
+
+    assert hasattr(values, "ValueClass") and callable(values.MultiProcessValue)
+    assert getattr(values.MultiProcessValue(), "_multiprocess", False) is True
+    from prometheus_client import Histogram, multiprocess
+
+    assert callable(multiprocess.mark_process_dead)
+    from hayhooks.observability._prometheus_compat import observe_many
+
+    plain = Histogram("pin_plain", "pin", buckets=(0.1, 1.0), registry=None)
+    batched = Histogram("pin_batched", "pin", buckets=(0.1, 1.0), registry=None)
+    amounts = [0.05, 0.1, 0.5, 2.0, 0.01]
+    for amount in amounts:
+        plain.observe(amount)
+    observe_many(batched, amounts)
+    assert [b.get() for b in batched._buckets] == [b.get() for b in plain._buckets] == [3, 1, 1]
+    assert batched._sum.get() == plain._sum.get()
+
+
+async def test_requests_runs_errors_and_streams_are_counted(app_client, pipelines_dir):
+    _copy(pipelines_dir, "echo", "m_echo")
+    _copy(pipelines_dir, "fails_at_run", "m_fails")
+    _copy(pipelines_dir, "stream_text", "m_stream")
+    client = await app_client(pipelines_dir)
+    before = (await client.get("/metrics")).text
+    for _ in range(3):
+        assert (await client.post("/m_echo/run", json={"name": "x"})).status_code == 200
+    assert (await client.post("/m_echo/run", json={})).status_code == 422
+    assert (await client.post("/m_fails/run", json={"text": "boom"})).status_code == 500
+    assert (await client.post("/m_stream/run", json={})).status_code == 200
+    r = await client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    after = r.text
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("hayhooks_requests_total", pipeline="m_echo", surface="run", code="200") == 3
+    assert delta("hayhooks_requests_total", pipeline="m_echo", code="422") == 1
+    assert delta("hayhooks_requests_total", pipeline="m_fails", code="500") == 1
+    assert delta("hayhooks_pipeline_runs_total", pipeline="m_echo", outcome="ok") == 3
+    assert delta("hayhooks_pipeline_runs_total", pipeline="m_fails", outcome="error") == 1
+    assert delta("hayhooks_pipeline_run_duration_seconds_count", pipeline="m_echo") == 3
+    assert delta("hayhooks_request_duration_seconds_count", pipeline="m_echo") == 4
+    assert delta("hayhooks_stream_chunks_total", pipeline="m_stream") == 3
+    assert value(after, "hayhooks_runs_in_flight", pipeline="m_stream") == 0
+    assert value(after, "hayhooks_workers") == 1
+    assert value(after, "hayhooks_worker_in_sync") == 1
+
+
+async def test_rejections_are_counted_as_503(app_client, pipelines_dir):
+    import asyncio
+
+    (pipelines_dir / "m_slow").mkdir()
+    (pipelines_dir / "m_slow" / "pipeline_wrapper.py").write_text(
+        "import time\nfrom hayhooks import BasePipelineWrapper\n"
+        "class PipelineWrapper(BasePipelineWrapper):\n"
+        "    def setup(self) -> None:\n        pass\n"
+        "    def run_api(self) -> str:\n        time.sleep(0.5)\n        return 'ok'\n"
+    )
+    client = await app_client(pipelines_dir, thread_pool_size=1, max_queued_runs=0)
+    before = (await client.get("/metrics")).text
+    codes = sorted(
+        r.status_code for r in await asyncio.gather(*(client.post("/m_slow/run", json={}) for _ in range(3)))
+    )
+    assert codes == [200, 503, 503]
+    after = (await client.get("/metrics")).text
+    assert (
+        value(after, "hayhooks_admission_rejections_total", pipeline="m_slow")
+        - value(before, "hayhooks_admission_rejections_total", pipeline="m_slow")
+        == 2
+    )
+    assert (
+        value(after, "hayhooks_requests_total", pipeline="m_slow", code="503")
+        - value(before, "hayhooks_requests_total", pipeline="m_slow", code="503")
+        == 2
+    )
+    assert value(after, "hayhooks_pipeline_runs_total", pipeline="m_slow", outcome="rejected") >= 2
+
+
+async def test_deploys_and_failed_deploys_are_counted(app_client, pipelines_dir):
+    client = await app_client(pipelines_dir)
+    before = (await client.get("/metrics")).text
+    files = {"pipeline_wrapper.py": (SAMPLE_PIPELINES / "echo" / "pipeline_wrapper.py").read_text()}
+    assert (await client.post("/deploy-files", json={"name": "m_dep", "files": files})).status_code == 200
+    assert (await client.post("/deploy-files", json={"name": "m_dep", "files": files})).status_code == 409
+    assert (await client.post("/undeploy/m_dep")).status_code == 200
+    after = (await client.get("/metrics")).text
+    for name, labels, expected in (
+        ("hayhooks_deploys_total", {"action": "deployed"}, 1),
+        ("hayhooks_deploys_total", {"action": "undeployed"}, 1),
+        ("hayhooks_deploy_failures_total", {"operation": "deploy", "code": "409"}, 1),
+    ):
+        assert value(after, name, **labels) - value(before, name, **labels) == expected, name
+    assert value(after, "hayhooks_store_generation") == 2
+
+
+async def test_metrics_can_be_turned_off(app_client, pipelines_dir):
+    client = await app_client(pipelines_dir, metrics_enabled=False)
+    r = await client.get("/metrics")
+    assert r.status_code == 501 and "HAYHOOKS_METRICS_ENABLED" in r.json()["detail"]
+
+
+def test_metrics_need_an_api_key_when_keys_are_configured():
+    from types import SimpleNamespace
+
+    from hayhooks.errors import Unauthorized
+    from hayhooks.observability.access import metrics_key_ok
+
+    settings = SimpleNamespace(api_keys=["k1", "k2"], metrics_public=False)
+    metrics_key_ok(settings, {"authorization": "Bearer k2"})
+    metrics_key_ok(settings, {"x-api-key": "k1"})
+    with pytest.raises(Unauthorized):
+        metrics_key_ok(settings, {})
+    with pytest.raises(Unauthorized):
+        metrics_key_ok(settings, {"authorization": "Bearer nope"})
+    metrics_key_ok(SimpleNamespace(api_keys=["k1"], metrics_public=True), {})
+    metrics_key_ok(SimpleNamespace(api_keys=None, metrics_public=False), {})
+
+
+def test_grafana_dashboard_queries_use_only_exported_metrics():
+    from hayhooks.observability.metrics import EXPORTED
+
+    dashboard = json.loads((ROOT / "examples" / "grafana" / "hayhooks-dashboard.json").read_text())
+    exprs = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("expr"), str):
+                exprs.append(node["expr"])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(dashboard)
+    assert len(exprs) >= 6
+    exported = set(EXPORTED)
+    for base in EXPORTED:  # histograms export these series
+        if base.endswith("_seconds"):
+            exported |= {f"{base}_bucket", f"{base}_sum", f"{base}_count"}
+    for expr in exprs:
+        used = set(re.findall(r"\bhayhooks_[a-z_]+", expr))
+        assert used and used <= exported, f"{expr!r} uses {used - exported}"
+
+
+async def test_exported_names_match_a_real_scrape(app_client, pipelines_dir):
+    """EXPORTED (which the dashboard test trusts) lists exactly the metrics /metrics exposes."""
+    from hayhooks.observability.metrics import EXPORTED
+
+    _copy(pipelines_dir, "echo", "m_names")
+    client = await app_client(pipelines_dir)
+    await client.post("/m_names/run", json={"name": "x"})
+    files = {"pipeline_wrapper.py": (SAMPLE_PIPELINES / "echo" / "pipeline_wrapper.py").read_text()}
+    await client.post("/deploy-files", json={"name": "m_names", "files": files})  # 409: a failure
+    await client.post("/deploy-files", json={"name": "m_names2", "files": files})
+    names = {name for name, _ in samples((await client.get("/metrics")).text)}
+    # (metrics that wrapper code creates itself are exported too; only ours are checked here)
+    ours = {n for n in names if n.startswith("hayhooks_")}
+    bases = {re.sub(r"_(bucket|sum|count)$", "", n) if "_seconds_" in n else n for n in ours}
+    assert bases == set(EXPORTED)
