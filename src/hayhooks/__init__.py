@@ -28,6 +28,10 @@ _LAZY = {
     "PipelineEvent": "hayhooks.streaming",
     "get_input_files": "hayhooks.streaming",
     "StreamCancelled": "hayhooks.streaming",
+    "DurableContext": "hayhooks.durable.context",
+    "current_durable_context": "hayhooks.durable.context",
+    "durable_streaming_callback": "hayhooks.durable.context",
+    "RetryExecution": "hayhooks.durable.errors",
 }
 
 __all__ = [

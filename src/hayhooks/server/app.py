@@ -12,11 +12,12 @@ from typing import Any, Optional
 
 from fastapi import FastAPI
 
+from hayhooks.durable.worker import DurableRuntime
 from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import openapi
 from hayhooks.server.errors import install_error_handlers
-from hayhooks.server.routes import deploy, draw, health, run, status
+from hayhooks.server.routes import deploy, draw, durable, health, run, status
 from hayhooks.settings import HayhooksSettings
 from hayhooks.version import __version__
 
@@ -36,6 +37,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     settings = settings or HayhooksSettings()
     configure_logging(settings.log_level)
     service = PipelineService(settings)
+    durable_runtime = DurableRuntime(service, settings)
     dialect_contexts: list[Any] = []
 
     @asynccontextmanager
@@ -43,6 +45,8 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             await service.start()
             stack.push_async_callback(service.stop)
+            await durable_runtime.start()
+            stack.push_async_callback(durable_runtime.stop)
             for ctx in dialect_contexts:
                 await stack.enter_async_context(ctx)
             yield
@@ -56,8 +60,9 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.durable = durable_runtime
     install_error_handlers(app, settings.show_tracebacks)
-    for module in (health, status, deploy, draw):
+    for module in (health, status, deploy, draw, durable):
         app.include_router(module.router)
     for dialect in _dialects():
         ctx = dialect.install(app, service)

@@ -10,7 +10,11 @@ router = APIRouter(tags=["status"])
 
 @router.get("/status")
 async def status(request: Request) -> dict[str, Any]:
-    return await run_in_threadpool(request.app.state.service.status)
+    body = await run_in_threadpool(request.app.state.service.status)
+    durable = getattr(request.app.state, "durable", None)
+    if durable is not None:
+        body["durable"] = await run_in_threadpool(durable.status)
+    return body
 
 
 @router.get("/status/{name}")
