@@ -101,6 +101,11 @@ class DurableContext:
         return self._record.attempt
 
     @property
+    def application_retries(self) -> int:
+        """Retries requested so far with ``raise context.retry(...)``."""
+        return self._record.application_retries
+
+    @property
     def fence(self) -> int:
         return self._fence
 

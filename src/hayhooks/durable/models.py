@@ -68,6 +68,7 @@ class Execution:
             "revision": self.revision,
             "status": self.status,
             "attempt": self.attempt,
+            "worker": self.owner,
             "application_retries": self.application_retries,
             "progress": self.progress,
             "result": self.result,
