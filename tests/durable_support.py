@@ -23,7 +23,19 @@ def redis_server(binary: str, workdir: Path) -> Iterator[str]:
     port = _free_port()
     log = (workdir / f"redis-{port}.log").open("wb")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -38,7 +50,9 @@ def redis_server(binary: str, workdir: Path) -> Iterator[str]:
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {(workdir / f'redis-{port}.log').read_text()}")
+                raise RuntimeError(
+                    f"redis-server did not start: {(workdir / f'redis-{port}.log').read_text()}"
+                )
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}/0"
     finally:

@@ -36,10 +36,14 @@ async def wait_status(client: httpx.AsyncClient, location: str, *statuses: str, 
     raise AssertionError(f"execution never became {statuses}: {body}")
 
 
-async def test_run_durable_checkpointed_pipeline(app_client: Any, pipelines_dir: Path, tmp_path: Path) -> None:
+async def test_run_durable_checkpointed_pipeline(
+    app_client: Any, pipelines_dir: Path, tmp_path: Path
+) -> None:
     client = await app_client(with_durable(pipelines_dir, "durable_steps"), **FAST)
     log = tmp_path / "effects.log"
-    response = await client.post("/durable_steps/run-durable", json={"value": 1, "log": str(log), "tag": "t1"})
+    response = await client.post(
+        "/durable_steps/run-durable", json={"value": 1, "log": str(log), "tag": "t1"}
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] in ("queued", "running") and response.headers["location"] == body["links"]["self"]
@@ -54,7 +58,9 @@ async def test_validation_not_found_not_supported_and_size_cap(app_client: Any, 
     from tests.conftest import copy_pipelines
 
     copy_pipelines(pipelines_dir, "echo")
-    client = await app_client(with_durable(pipelines_dir, "durable_tasks"), durable_max_payload_bytes=2048, **FAST)
+    client = await app_client(
+        with_durable(pipelines_dir, "durable_tasks"), durable_max_payload_bytes=2048, **FAST
+    )
     bad = await client.post("/durable_tasks/run-durable", json={"mode": "nope"})
     assert bad.status_code == 422 and "detail" in bad.json()
     assert (await client.post("/missing/run-durable", json={})).status_code == 404
@@ -129,9 +135,13 @@ async def test_application_retries_with_budget(app_client: Any, pipelines_dir: P
 def _parse_sse(text: str) -> list[dict[str, Any]]:
     events = []
     for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line and not line.startswith(":"))
+        fields = dict(
+            line.split(": ", 1) for line in block.split("\n") if ": " in line and not line.startswith(":")
+        )
         if "id" in fields:
-            events.append({"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])})
+            events.append(
+                {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+            )
     return events
 
 
