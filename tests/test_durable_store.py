@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import require_binary
+from tests.durable_support import redis_server
 
 from hayhooks.durable.errors import (
     ExecutionConflict,
@@ -21,8 +23,6 @@ from hayhooks.durable.models import TRUNCATED_MARKER
 from hayhooks.durable.redis_store import RedisExecutionStore
 from hayhooks.durable.sqlite_store import SQLiteExecutionStore
 from hayhooks.durable.store import ExecutionStore, Limits
-from tests.conftest import require_binary
-from tests.durable_support import redis_server
 
 MakeStore = Callable[..., ExecutionStore]
 

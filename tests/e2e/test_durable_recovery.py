@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.conftest import LiveServer, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
