@@ -14,12 +14,14 @@ import shutil
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, stop_process, wait_until
+from tests.conftest import LiveServer, require_binary, stop_process, wait_until
+from tests.durable_support import redis_server
 
 pytestmark = pytest.mark.e2e
 
@@ -106,10 +108,23 @@ def test_kill_a_worker_of_two(hayhooks_server: Any, tmp_path: Path) -> None:
     _check_recovered(server.url, ids, log, {victim})
 
 
-def test_kill_one_of_two_instances_sharing_a_directory(hayhooks_server: Any, tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "redis"])
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    if request.param == "sqlite":
+        yield dict(ENV)
+        return
+    binary = require_binary("redis-server", "redis-server")
+    (tmp_path / "redis").mkdir()
+    with redis_server(binary, tmp_path / "redis") as url:
+        yield {**ENV, "HAYHOOKS_DURABLE_STORE": "redis", "HAYHOOKS_DURABLE_REDIS_URL": url}
+
+
+def test_kill_one_of_two_instances_sharing_a_directory(
+    hayhooks_server: Any, tmp_path: Path, store_env: dict[str, str]
+) -> None:
     pipelines, log = _setup(tmp_path)
-    first: LiveServer = hayhooks_server(pipelines, env=ENV)
-    second: LiveServer = hayhooks_server(pipelines, env=ENV)
+    first: LiveServer = hayhooks_server(pipelines, env=store_env)
+    second: LiveServer = hayhooks_server(pipelines, env=store_env)
     ids = _submit_all(first.url, log, sleep_b=4.0)
     wait_until(lambda: _all_in_b(log), timeout=60, interval=0.1)
     owners = Counter(

@@ -171,9 +171,20 @@ class RedisExecutionStore(ExecutionStore):
         return [Execution.from_doc(d) for d in docs if d], total
 
     def events(self, execution_id: str, after: int = 0, limit: int = 500) -> list[Event]:
-        raw = self.client.lrange(self._k("ev", execution_id), 0, -1)
-        events = [Event.from_json(r) for r in raw]
-        return [e for e in events if e.seq > after][:limit]
+        # Seqs are consecutive in the list (it is only trimmed from the left): index = seq - first.
+        # A trim between the two reads shifts the list: then read again.
+        key = self._k("ev", execution_id)
+        events: list[Event] = []
+        for _ in range(5):
+            first_raw = self.client.lindex(key, 0)
+            if first_raw is None:
+                return []
+            first = Event.from_json(first_raw).seq
+            start = max(0, after - first + 1)
+            events = [Event.from_json(r) for r in self.client.lrange(key, start, start + limit - 1)]
+            if not events or events[0].seq == max(after + 1, first):
+                break
+        return [e for e in events if e.seq > after]
 
     def counts(self) -> dict[str, int]:
         counts = self.empty_counts()
