@@ -57,6 +57,12 @@ def test_the_haystack_api_we_rely_on() -> None:
     assert callable(PipelineSnapshot.from_dict) and callable(PipelineSnapshot.to_dict)
     assert "pipeline_snapshot" in inspect.signature(BreakpointException).parameters
     assert "pipeline_snapshot" in inspect.signature(PipelineRuntimeError).parameters
+    from haystack.components.agents.state.state import State
+    from haystack.hooks import AFTER_TOOL, BEFORE_RUN, VALID_HOOK_POINTS, hook
+
+    assert {AFTER_TOOL, BEFORE_RUN} <= set(VALID_HOOK_POINTS) and callable(hook)
+    assert "hooks" in inspect.signature(Agent).parameters
+    assert isinstance(State(schema={}).data, dict)
 
 
 def test_stepwise_saves_json_snapshots_and_resumes_after_the_last_one() -> None:
@@ -167,3 +173,68 @@ def test_context_run_agent_checkpoints_its_result(tmp_path: Path) -> None:
     )
     assert chat.calls == 1 and isinstance(again["last_message"], ChatMessage)
     assert again["last_message"].text == "echo: hi"
+
+
+def test_agent_hooks_resume_after_the_last_completed_tool_step(tmp_path: Path) -> None:
+    """Attempt 1 dies on the LLM call after a tool step; attempt 2 does not call the tool again."""
+    from haystack.dataclasses import ToolCall
+    from haystack.tools import Tool
+
+    from hayhooks import durable_agent_hooks
+    from hayhooks.durable.context import bind, unbind
+
+    tool_calls: list[tuple[int, int]] = []
+
+    def add(a: int, b: int) -> int:
+        tool_calls.append((a, b))
+        return a + b
+
+    @component
+    class ToolChat:
+        def __init__(self) -> None:
+            self.calls = 0
+            self.die_on = 2
+
+        @component.output_types(replies=list[ChatMessage])
+        def run(self, messages: list[ChatMessage], tools: Any = None, **kwargs: Any) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == self.die_on:
+                raise KeyboardInterrupt  # the worker is killed here
+            if not any(m.tool_call_result for m in messages):
+                call = ToolCall(tool_name="add", arguments={"a": 1, "b": 2})
+                return {"replies": [ChatMessage.from_assistant(tool_calls=[call])]}
+            return {"replies": [ChatMessage.from_assistant(f"sum is {messages[-1].tool_call_result.result}")]}
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    chat = ToolChat()
+    agent = Agent(
+        chat_generator=chat,
+        tools=[Tool(name="add", description="add", parameters=schema, function=add)],
+        hooks=durable_agent_hooks(),
+    )
+    store = SQLiteExecutionStore(tmp_path / "d.sqlite3")
+    store.submit("p", "r1", {})
+    first = store.claim("w1", ["p"], 0.05, 3)
+    assert first is not None
+    context = DurableContext(store, first)
+    token = bind(context)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            context.run_agent(agent, [ChatMessage.from_user("add 1 and 2")])
+    finally:
+        unbind(token)
+    assert tool_calls == [(1, 2)]
+    second = wait_until(lambda: store.claim("w2", ["p"], 30, 3), timeout=10)
+    chat.die_on = 0
+    context = DurableContext(store, second)
+    token = bind(context)
+    try:
+        result = context.run_agent(agent, [ChatMessage.from_user("add 1 and 2")])
+    finally:
+        unbind(token)
+    assert result["last_message"].text == "sum is 3"
+    assert tool_calls == [(1, 2)]  # not called again
+    assert result["step_count"] == 2
+    # outside an execution the hooks do nothing
+    chat.calls, chat.die_on = 0, 0
+    assert agent.run(messages=[ChatMessage.from_user("again")])["last_message"].text == "sum is 3"

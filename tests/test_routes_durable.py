@@ -170,6 +170,9 @@ async def test_status_and_openapi_show_durable(app_client: Any, pipelines_dir: P
     assert status["durable"]["worker"]["counters"]["completed"] == 1
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/{name}/run-durable" in paths and "/{name}/executions/{execution_id}/stream" in paths
+    own = paths["/durable_tasks/run-durable"]["post"]
+    ref = own["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/TaskRequest")
 
 
 @pytest.mark.parametrize("revision", ["tasks-v2"])

@@ -32,6 +32,7 @@ _LAZY = {
     "current_durable_context": "hayhooks.durable.context",
     "durable_streaming_callback": "hayhooks.durable.context",
     "RetryExecution": "hayhooks.durable.errors",
+    "durable_agent_hooks": "hayhooks.durable.agent_hooks",
 }
 
 __all__ = [

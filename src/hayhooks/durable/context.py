@@ -80,6 +80,7 @@ class DurableContext:
         self._resume_model = resume_model
         self._checkpoints: dict[str, Any] = dict(record.checkpoints)
         self._suspensions = 0
+        self._agent_key = "agent"
         self.cancel_requested = record.cancel_requested
         self.lease_lost = False
 
@@ -160,6 +161,9 @@ class DurableContext:
     @_dual
     def check_cancelled(self) -> None:
         """Raise ``ExecutionCancelled`` once a cancel was requested (call it between steps)."""
+        self._check_cancelled()
+
+    def _check_cancelled(self) -> None:
         if not self.cancel_requested:
             self.cancel_requested = self._store.get(self.execution_id).cancel_requested
         if self.cancel_requested:
@@ -212,7 +216,7 @@ class DurableContext:
 
         def before(component: str) -> None:
             self._ensure_owned()
-            self.check_cancelled()
+            self._check_cancelled()
             self._store.report_progress(
                 self.execution_id, self._fence, {"message": f"{key}: before {component}"}
             )
@@ -238,15 +242,22 @@ class DurableContext:
             ctx.run, functools.partial(self.run_pipeline, data, pipeline, **kwargs)
         )
 
+    @property
+    def _agent_state_key(self) -> str:
+        return f"{self._agent_key}:state"
+
     def run_agent(
         self, agent: Any, messages: list[Any], *, key: str = "agent", **kwargs: Any
     ) -> dict[str, Any]:
         """Run a Haystack ``Agent`` once per execution: its result is checkpointed, so a resumed
-        execution (after a crash, or after ``suspend`` for an approval) does not call the LLM again."""
+        execution (after a crash, or after ``suspend`` for an approval) does not call the LLM again.
+        Built with ``hooks=durable_agent_hooks()``, the agent is also checkpointed after every tool
+        step, and a run interrupted mid-way continues after its last completed step."""
         done_key = f"{key}:result"
         if done_key in self._checkpoints:
             return _revive(self._checkpoints[done_key])
-        self.check_cancelled()
+        self._check_cancelled()
+        self._agent_key = key
         result = agent.run(messages=messages, **kwargs)
         self._save(done_key, _serialise(result))
         return result
@@ -254,9 +265,11 @@ class DurableContext:
     async def run_agent_async(
         self, agent: Any, messages: list[Any], *, key: str = "agent", **kwargs: Any
     ) -> dict[str, Any]:
+        """``run_agent`` with ``Agent.run_async`` (its hooks' store writes are short and blocking)."""
         done_key = f"{key}:result"
         if done_key in self._checkpoints:
             return _revive(self._checkpoints[done_key])
+        self._agent_key = key
         result = await agent.run_async(messages=messages, **kwargs)
         await asyncio.to_thread(self._save, done_key, _serialise(result))
         return result

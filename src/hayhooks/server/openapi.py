@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from hayhooks.pipelines.models import LoadedPipeline
 from hayhooks.pipelines.service import PipelineService
+from hayhooks.server.routes import durable
 
 _REF = "#/components/schemas/{model}"
 
@@ -68,6 +69,9 @@ def build(app: FastAPI, pipelines: list[LoadedPipeline]) -> dict[str, Any]:
                 },
             }
         }
+    schema.setdefault("paths", {}).update(
+        durable.openapi_paths(pipelines, lambda m: _register(components, m))
+    )
     return schema
 
 

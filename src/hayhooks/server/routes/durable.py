@@ -20,7 +20,7 @@ from hayhooks.durable.errors import IdempotencyConflict, PayloadTooLarge
 from hayhooks.durable.models import STATUSES, TERMINAL, Execution, request_hash
 from hayhooks.durable.spec import durable_spec
 from hayhooks.durable.worker import DurableRuntime
-from hayhooks.errors import InvalidInput, PipelineNotFound
+from hayhooks.errors import HayhooksError, InvalidInput, PipelineNotFound
 
 router = APIRouter(tags=["durable"])
 
@@ -201,3 +201,44 @@ async def stream_execution(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def openapi_paths(pipelines: list[Any], register: Any) -> dict[str, Any]:
+    """Per-pipeline ``/{name}/run-durable`` entries with the wrapper's request model, for the
+    OpenAPI document built from the registry (``register(model)`` returns a ``$ref``)."""
+    paths: dict[str, Any] = {}
+    for pipeline in pipelines:
+        if "durable" not in pipeline.capabilities:
+            continue
+        try:
+            spec = durable_spec(pipeline)
+        except HayhooksError:
+            continue
+        paths[f"/{pipeline.name}/run-durable"] = {
+            "post": {
+                "tags": ["durable"],
+                "summary": f"Start a durable execution of {pipeline.name}",
+                "description": spec.description,
+                "operationId": f"run_durable_{pipeline.name.replace('-', '_')}",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": register(spec.request_model)}},
+                },
+                "responses": {
+                    "202": {"description": "The execution, queued; its URL in Location"},
+                    "200": {"description": "Idempotent replay of a finished execution"},
+                    "409": {"description": "Idempotency-Key reused for a different request"},
+                    "413": {"description": "Body larger than durable_max_payload_bytes"},
+                    "422": {"description": "Invalid input"},
+                },
+            }
+        }
+    return paths
