@@ -61,7 +61,7 @@ def test_the_haystack_api_we_rely_on() -> None:
     from haystack.hooks import AFTER_TOOL, BEFORE_RUN, VALID_HOOK_POINTS, hook
 
     assert {AFTER_TOOL, BEFORE_RUN} <= set(VALID_HOOK_POINTS) and callable(hook)
-    assert "hooks" in inspect.signature(Agent).parameters
+    assert "hooks" in inspect.signature(Agent.__init__).parameters
     assert isinstance(State(schema={}).data, dict)
 
 
