@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -255,3 +256,15 @@ def test_purge_drops_old_terminal_executions(make_store: MakeStore) -> None:
     with pytest.raises(ExecutionNotFound):
         store.get(record.execution_id)
     assert store.get(keep.execution_id).status == "queued"
+
+
+def test_an_unreachable_redis_is_a_503(tmp_path: Path) -> None:
+    from hayhooks.durable.errors import StoreUnavailable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    store = RedisExecutionStore(f"redis://127.0.0.1:{port}/0")
+    with pytest.raises(StoreUnavailable) as raised:
+        store.submit("echo", "r1", {})
+    assert raised.value.status_code == 503 and "unavailable" in str(raised.value)

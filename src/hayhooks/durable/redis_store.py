@@ -8,8 +8,9 @@ Needs the ``redis`` extra: ``pip install 'hayhooks[redis]'``.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
 from hayhooks.durable.errors import ExecutionNotFound, StoreUnavailable, TooManyExecutions
@@ -27,6 +28,19 @@ def _redis_module() -> Any:
             "HAYHOOKS_DURABLE_STORE=redis needs the redis client: pip install 'hayhooks[redis]'"
         ) from exc
     return redis
+
+
+def _unavailable_as_503(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Redis down or unreachable: a 503 with the reason, not a 500 with a traceback."""
+
+    @functools.wraps(method)
+    def call(self: RedisExecutionStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (self._redis.ConnectionError, self._redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"The durable store (Redis) is unavailable: {exc}") from exc
+
+    return call
 
 
 class RedisExecutionStore(ExecutionStore):
@@ -86,6 +100,7 @@ class RedisExecutionStore(ExecutionStore):
         pipe.set(self._k("evseq", eid), last + len(events))
 
     # -- primitives ------------------------------------------------------------------------------
+    @_unavailable_as_503
     def _insert(self, record: Execution) -> tuple[Execution, bool]:
         idem_key = (
             self._k("idem", record.pipeline, record.idempotency_key)
@@ -127,10 +142,12 @@ class RedisExecutionStore(ExecutionStore):
                     continue
         raise StoreUnavailable("Redis transaction kept conflicting; retry")
 
+    @_unavailable_as_503
     def _load(self, execution_id: str) -> Optional[Execution]:
         doc = self.client.get(self._k("x", execution_id))
         return Execution.from_doc(doc) if doc else None
 
+    @_unavailable_as_503
     def _update(self, execution_id: str, mutate: Mutation) -> Execution:
         xkey, seqkey = self._k("x", execution_id), self._k("evseq", execution_id)
         for _ in range(_MAX_TX_RETRIES):
@@ -154,6 +171,7 @@ class RedisExecutionStore(ExecutionStore):
                     continue
         raise StoreUnavailable("Redis transaction kept conflicting; retry")
 
+    @_unavailable_as_503
     def _candidates(self, pipelines: Iterable[str], now: float, limit: int) -> list[str]:
         found: list[str] = []
         for name in pipelines:
@@ -161,6 +179,7 @@ class RedisExecutionStore(ExecutionStore):
             found += self.client.zrangebyscore(self._k("lease", name), "-inf", f"({now}", start=0, num=limit)
         return found[: limit * 2]
 
+    @_unavailable_as_503
     def list_executions(
         self, pipeline: str, status: Optional[str] = None, limit: int = 50, offset: int = 0
     ) -> tuple[list[Execution], int]:
@@ -170,6 +189,7 @@ class RedisExecutionStore(ExecutionStore):
         docs = self.client.mget([self._k("x", i) for i in ids]) if ids else []
         return [Execution.from_doc(d) for d in docs if d], total
 
+    @_unavailable_as_503
     def events(self, execution_id: str, after: int = 0, limit: int = 500) -> list[Event]:
         # Seqs are consecutive in the list (it is only trimmed from the left): index = seq - first.
         # A trim between the two reads shifts the list: then read again.
@@ -186,6 +206,7 @@ class RedisExecutionStore(ExecutionStore):
                 break
         return [e for e in events if e.seq > after]
 
+    @_unavailable_as_503
     def counts(self) -> dict[str, int]:
         counts = self.empty_counts()
         for name in self.client.smembers(self._k("pipelines")):
@@ -193,6 +214,7 @@ class RedisExecutionStore(ExecutionStore):
                 counts[status] += self.client.zcard(self._k("ps", name, status))
         return counts
 
+    @_unavailable_as_503
     def purge(self, now: Optional[float] = None) -> int:
         """Drop index entries of executions whose record expired (Redis expired the record itself)."""
         removed = 0

@@ -79,6 +79,7 @@ class DurableRuntime:
         self._wake: Optional[asyncio.Event] = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._last_claim_error = -1e9
 
     @property
     def store(self) -> ExecutionStore:
@@ -180,8 +181,11 @@ class DurableRuntime:
                         self.lease_seconds,
                         self.settings.durable_max_run_attempts,
                     )
-                except Exception:
-                    log.exception("Could not claim durable executions")
+                except Exception as exc:
+                    now = time.monotonic()
+                    if now - self._last_claim_error >= 30:  # a store outage logs twice a minute, not per poll
+                        self._last_claim_error = now
+                        log.warning("Could not claim durable executions: %s: %s", type(exc).__name__, exc)
             if claimed is not None and not self._stopping:
                 self.metrics["claimed"] += 1
                 if claimed.claimed_by_takeover:
