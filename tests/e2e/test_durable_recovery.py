@@ -51,7 +51,9 @@ def _submit_all(url: str, log: Path, sleep_b: float) -> dict[str, str]:
                 "/durable_steps/run-durable",
                 json={"value": i, "log": str(log), "tag": f"t{i}", "sleep_b": sleep_b},
             )
-            assert response.status_code == 202, response.text
+            assert response.status_code == 202, (
+                f"{response.text}\n/status: {client.get('/status').text}"  # which pipelines failed to load
+            )
             ids[f"t{i}"] = response.json()["execution_id"]
     return ids
 
