@@ -268,3 +268,18 @@ def test_an_unreachable_redis_is_a_503(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as raised:
         store.submit("echo", "r1", {})
     assert raised.value.status_code == 503 and "unavailable" in str(raised.value)
+
+
+def test_suspensions_do_not_use_up_the_crash_budget(make_store: MakeStore) -> None:
+    store = make_store()
+    record, _ = store.submit("echo", "r1", {})
+    for _ in range(3):  # three approvals in a row: three runs, no crash
+        mine = store.claim("w1", ["echo"], 30, 2)
+        assert mine is not None
+        store.suspend(record.execution_id, mine.fence, f"k{mine.attempt}", "approve", None)
+        store.resume(record.execution_id, {"ok": True})
+    crashed = store.claim("w1", ["echo"], 0.05, 2)
+    assert crashed is not None
+    time.sleep(0.1)
+    taken = store.claim("w2", ["echo"], 30, 2)  # the first crash is recovered
+    assert taken is not None and taken.takeovers == 1

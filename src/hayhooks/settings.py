@@ -108,7 +108,9 @@ class HayhooksSettings(BaseSettings):
         "execution over when its owner stops renewing (crash) for this long.",
     )
     durable_max_run_attempts: int = Field(
-        3, ge=1, description="Claims of one execution (first run plus crash recoveries) before it fails."
+        3,
+        ge=1,
+        description="Runs of one execution lost with their worker (crash, kill -9) before it fails; suspensions and retries do not count.",
     )
     durable_max_application_retries: int = Field(
         2,

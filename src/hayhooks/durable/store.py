@@ -144,12 +144,14 @@ class ExecutionStore(abc.ABC):
                 expired = rec.status == "running" and rec.lease_expires_at < at
                 if not (due_queue or expired):
                     raise Skip()
-                if expired and rec.attempt >= max_attempts:
+                # The crash budget counts runs lost with their worker, so suspensions and
+                # application retries (which also start new runs) do not use it up.
+                if expired and rec.takeovers + 1 >= max_attempts:
                     exhausted.append(True)
                     _finish(rec, "failed", at)
                     rec.error = {
                         "type": "AttemptsExhausted",
-                        "message": f"The execution's worker was lost {rec.attempt} time(s); "
+                        "message": f"The execution's worker was lost {rec.takeovers + 1} time(s); "
                         f"durable_max_run_attempts ({max_attempts}) reached",
                     }
                     return [("status", _status_event(rec))]
