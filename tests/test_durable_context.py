@@ -105,3 +105,14 @@ def test_dual_methods_do_not_block_the_loop(claimed: Any) -> None:
         return await pending
 
     assert asyncio.run(main()) is None
+
+
+def test_only_haystack_dataclasses_are_revived_from_checkpoints() -> None:
+    from haystack.dataclasses import ChatMessage
+
+    from hayhooks.durable.context import _revive, _serialise
+
+    message = ChatMessage.from_user("hi")
+    assert _revive(_serialise({"m": [message]})) == {"m": [message]}
+    hostile = {"__haystack__": "haystack.core.pipeline.pipeline.Pipeline", "data": {"components": {}}}
+    assert _revive(hostile) == hostile  # left as data, never imported
