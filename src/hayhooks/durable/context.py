@@ -26,6 +26,7 @@ _CURRENT: contextvars.ContextVar[Optional[DurableContext]] = contextvars.Context
     "hayhooks_durable_context", default=None
 )
 _RESUME_PREFIX = "__resume__:"
+_REVIVABLE = "haystack.dataclasses."
 
 
 def current_durable_context() -> Optional[DurableContext]:
@@ -296,7 +297,9 @@ def _revive(value: Any) -> Any:
         marker = value.get("__haystack__")
         if (
             isinstance(marker, str)
-            and marker.startswith("haystack.")
+            # Only Haystack's data classes: a pipeline output can echo user input, and other
+            # ``from_dict`` methods (pipelines, components) import classes named in their data.
+            and marker.startswith(_REVIVABLE)
             and set(value) == {"__haystack__", "data"}
         ):
             import importlib
