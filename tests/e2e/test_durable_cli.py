@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.conftest import wait_until
 from tests.e2e._server import run_cli
@@ -60,3 +61,30 @@ def test_execution_commands(hayhooks_server: Any, tmp_path: Path) -> None:
 
     missing = run_cli("execution", "get", "durable_tasks", "nope", "--url", url)
     assert missing.returncode != 0 and "not found" in (missing.stderr + missing.stdout)
+
+
+def test_idempotent_replay_and_last_event_id_across_two_workers(hayhooks_server: Any, tmp_path: Path) -> None:
+    """Requests land on either worker of ``--workers 2``: both answer from the shared store."""
+    pipelines = tmp_path / "pipelines"
+    shutil.copytree(DURABLE / "durable_tasks", pipelines / "durable_tasks")
+    url = hayhooks_server(pipelines, "--workers", "2", env=ENV).url
+    args = ("run", "durable_tasks", "-p", "mode=stream", "-p", "n=5", "-k", "order-7")
+    first = json.loads(cli(url, *args).stdout)
+    ids = {json.loads(cli(url, *args).stdout)["execution_id"] for _ in range(4)}
+    assert ids == {first["execution_id"]}
+    location = first["links"]["self"]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        wait_until(lambda: client.get(location).json()["status"] == "completed", timeout=30, interval=0.2)
+        replay = client.post(
+            "/durable_tasks/run-durable",
+            json={"mode": "stream", "n": 5},
+            headers={"Idempotency-Key": "order-7"},
+        )
+        assert replay.status_code == 200 and replay.headers["idempotent-replay"] == "true"
+        full = client.get(f"{location}/stream").text
+        ids_seen = [int(line[4:]) for line in full.splitlines() if line.startswith("id: ")]
+        cut = ids_seen[len(ids_seen) // 2]
+        rest = client.get(f"{location}/stream", headers={"Last-Event-ID": str(cut)}).text
+        assert [int(line[4:]) for line in rest.splitlines() if line.startswith("id: ")] == [
+            i for i in ids_seen if i > cut
+        ]
