@@ -101,6 +101,7 @@ def test_claim_lease_fencing_and_takeover(make_store: MakeStore) -> None:
     for stale_write in (
         lambda: store.checkpoint(record.execution_id, first.fence, "step", 2),
         lambda: store.report_progress(record.execution_id, first.fence, {"message": "x"}),
+        lambda: store.stream_chunk(record.execution_id, first.fence, "token"),
         lambda: store.complete(record.execution_id, first.fence, "stale"),
         lambda: store.heartbeat(record.execution_id, first.fence, 30),
     ):

@@ -69,6 +69,7 @@ class RedisExecutionStore(ExecutionStore):
         if old is not None and old.status != new.status:
             pipe.zrem(self._k("ps", name, old.status), eid)
         pipe.zadd(self._k("ps", name, new.status), {eid: new.created_at})
+        pipe.set(self._k("f", eid), f"{new.status}:{new.fence}")  # for fenced appends
         if new.status == "queued":
             pipe.zadd(self._k("due", name), {eid: new.not_before})
         else:
@@ -83,6 +84,7 @@ class RedisExecutionStore(ExecutionStore):
             pipe.expire(self._k("x", eid), ttl)
             pipe.expire(self._k("ev", eid), ttl)
             pipe.expire(self._k("evseq", eid), ttl)
+            pipe.expire(self._k("f", eid), ttl)
             if new.idempotency_key is not None:
                 pipe.expire(self._k("idem", name, new.idempotency_key), ttl)
         else:
@@ -167,6 +169,25 @@ class RedisExecutionStore(ExecutionStore):
                     self._events_into(pipe, execution_id, last, events)
                     pipe.execute()
                     return record
+                except self._redis.WatchError:
+                    continue
+        raise StoreUnavailable("Redis transaction kept conflicting; retry")
+
+    @_unavailable_as_503
+    def _append_fenced(self, execution_id: str, fence: int, events: list[tuple[str, Any]]) -> None:
+        fkey, seqkey = self._k("f", execution_id), self._k("evseq", execution_id)
+        for _ in range(_MAX_TX_RETRIES):
+            with self.client.pipeline() as pipe:
+                try:
+                    pipe.watch(fkey, seqkey)
+                    state = pipe.get(fkey)
+                    status, _, current = state.partition(":") if state else (None, "", "")
+                    self._check_fence(execution_id, status, int(current) if current else None, fence)
+                    last = int(pipe.get(seqkey) or 0)
+                    pipe.multi()
+                    self._events_into(pipe, execution_id, last, events)
+                    pipe.execute()
+                    return
                 except self._redis.WatchError:
                     continue
         raise StoreUnavailable("Redis transaction kept conflicting; retry")

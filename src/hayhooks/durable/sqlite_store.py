@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS executions (
     not_before REAL NOT NULL,
     lease_expires_at REAL NOT NULL,
     finished_at REAL,
+    fence INTEGER NOT NULL DEFAULT 0,
     doc TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS executions_idem ON executions(pipeline, idem) WHERE idem IS NOT NULL;
@@ -108,7 +109,7 @@ class SQLiteExecutionStore(ExecutionStore):
                         f"{active} executions are queued, running or waiting; durable_max_nonterminal_executions is {cap}"
                     )
             db.execute(
-                "INSERT INTO executions VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO executions VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.execution_id,
                     record.pipeline,
@@ -118,6 +119,7 @@ class SQLiteExecutionStore(ExecutionStore):
                     record.not_before,
                     record.lease_expires_at,
                     record.finished_at,
+                    record.fence,
                     record.to_doc(),
                 ),
             )
@@ -136,12 +138,14 @@ class SQLiteExecutionStore(ExecutionStore):
             record = Execution.from_doc(row[0])
             events = mutate(record)
             db.execute(
-                "UPDATE executions SET status=?, not_before=?, lease_expires_at=?, finished_at=?, doc=? WHERE id=?",
+                "UPDATE executions SET status=?, not_before=?, lease_expires_at=?, finished_at=?, fence=?, doc=? "
+                "WHERE id=?",
                 (
                     record.status,
                     record.not_before,
                     record.lease_expires_at,
                     record.finished_at,
+                    record.fence,
                     record.to_doc(),
                     execution_id,
                 ),
@@ -149,6 +153,12 @@ class SQLiteExecutionStore(ExecutionStore):
             if events:
                 self._append(db, execution_id, events)
         return record
+
+    def _append_fenced(self, execution_id: str, fence: int, events: list[tuple[str, Any]]) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT status, fence FROM executions WHERE id=?", (execution_id,)).fetchone()
+            self._check_fence(execution_id, row[0] if row else None, row[1] if row else None, fence)
+            self._append(db, execution_id, events)
 
     def _append(self, db: sqlite3.Connection, execution_id: str, events: list[tuple[str, Any]]) -> None:
         (last,) = db.execute(

@@ -79,6 +79,25 @@ class ExecutionStore(abc.ABC):
     def _update(self, execution_id: str, mutate: Mutation) -> Execution:
         """Atomically apply ``mutate`` to the current record and append its events."""
 
+    def _append_fenced(self, execution_id: str, fence: int, events: list[tuple[str, Any]]) -> None:
+        """Append events if ``fence`` still owns the running execution. Backends override this
+        to check the fence without reading and rewriting the whole record (one per LLM token)."""
+
+        def append(rec: Execution) -> list[tuple[str, Any]]:
+            _fenced(rec, fence)
+            return events
+
+        self._update(execution_id, append)
+
+    @staticmethod
+    def _check_fence(execution_id: str, status: Optional[str], current: Optional[int], fence: int) -> None:
+        if status is None:
+            raise ExecutionNotFound(f"Execution '{execution_id}' not found")
+        if current != fence or status != "running":
+            raise LeaseLost(
+                f"Execution '{execution_id}' is {status} under fence {current}; this writer holds fence {fence}"
+            )
+
     @abc.abstractmethod
     def _candidates(self, pipelines: Iterable[str], now: float, limit: int) -> list[str]:
         """Ids that may be claimable: due queued ones and running ones whose lease expired."""
@@ -214,11 +233,7 @@ class ExecutionStore(abc.ABC):
             return
         data = _cap_value(data, self.limits.max_stream_chunk_bytes)
 
-        def save(rec: Execution) -> list[tuple[str, Any]]:
-            _fenced(rec, fence)
-            return [("chunk", data)]
-
-        self._update(execution_id, save)
+        self._append_fenced(execution_id, fence, [("chunk", data)])
 
     def complete(self, execution_id: str, fence: int, result: Any) -> Execution:
         if dumped_size(result) > self.limits.max_payload_bytes:
