@@ -29,6 +29,7 @@ from hayhooks.durable.errors import (
 )
 from hayhooks.durable.models import Execution
 from hayhooks.durable.spec import DurableSpec, durable_spec
+from hayhooks.durable.sqlite_store import SQLiteExecutionStore
 from hayhooks.durable.store import ExecutionStore, Limits
 from hayhooks.errors import HayhooksError, PipelineLoadError
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
@@ -52,8 +53,6 @@ def make_store(settings: HayhooksSettings, state_dir: Path) -> ExecutionStore:
         from hayhooks.durable.redis_store import RedisExecutionStore
 
         return RedisExecutionStore(settings.durable_redis_url, settings.durable_redis_key_prefix, limits)
-    from hayhooks.durable.sqlite_store import SQLiteExecutionStore
-
     return SQLiteExecutionStore(settings.durable_sqlite_path or state_dir / "durable.sqlite3", limits)
 
 
@@ -89,7 +88,10 @@ class DurableRuntime:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.to_thread(lambda: self.store)
+        # On the loop, before the service's first sync starts its loading thread: building the
+        # store imports modules, and imports racing a wrapper import's walk over sys.modules
+        # break the load ("dictionary changed size during iteration").
+        _ = self.store
         self._wake = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="hayhooks-durable-claim"),
@@ -101,8 +103,10 @@ class DurableRuntime:
         """Stop claiming, give running executions the grace period, then release the rest."""
         self._stopping = True
         self.wake()
-        for task in self._tasks[:1]:
-            task.cancel()
+        if self._tasks:
+            # Let a claim in flight finish (it is released below if it got one), rather than
+            # cancelling it after the store granted it and leaving it leased to nobody.
+            await asyncio.wait(self._tasks[:1], timeout=10)
         if self._running:
             pending = [task for _, task in self._running.values()]
             await asyncio.wait(pending, timeout=self.settings.durable_shutdown_grace_seconds)
@@ -186,7 +190,10 @@ class DurableRuntime:
                     if now - self._last_claim_error >= 30:  # a store outage logs twice a minute, not per poll
                         self._last_claim_error = now
                         log.warning("Could not claim durable executions: %s: %s", type(exc).__name__, exc)
-            if claimed is not None and not self._stopping:
+            if claimed is not None and self._stopping:
+                await asyncio.to_thread(self._release_quietly, claimed)
+                return
+            if claimed is not None:
                 self.metrics["claimed"] += 1
                 if claimed.claimed_by_takeover:
                     self.metrics["takeovers"] += 1
@@ -201,6 +208,12 @@ class DurableRuntime:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+
+    def _release_quietly(self, record: Execution) -> None:
+        try:
+            self.store.release(record.execution_id, record.fence)
+        except Exception:
+            log.exception("Could not release durable execution %s", record.execution_id)
 
     async def _lease_loop(self) -> None:
         interval = max(0.05, self.lease_seconds / 3)
