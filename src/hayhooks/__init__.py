@@ -31,6 +31,11 @@ _LAZY = {
     "default_on_tool_call_start": "hayhooks.callbacks",
     "default_on_tool_call_end": "hayhooks.callbacks",
     "default_on_pipeline_end": "hayhooks.callbacks",
+    "DurableContext": "hayhooks.durable.context",
+    "current_durable_context": "hayhooks.durable.context",
+    "durable_streaming_callback": "hayhooks.durable.context",
+    "RetryExecution": "hayhooks.durable.errors",
+    "durable_agent_hooks": "hayhooks.durable.agent_hooks",
 }
 
 __all__ = [

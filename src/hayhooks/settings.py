@@ -166,6 +166,87 @@ class HayhooksSettings(BaseSettings):
         100, description="Recent runs each worker keeps for `GET /traces`; 0 turns the record off."
     )
 
+    # Durable runs (issue 13): 2.x names and defaults, except the embedded SQLite default store.
+    durable_store: Literal["sqlite", "redis"] = Field(
+        "sqlite",
+        description="Where executions live: `sqlite` (a file in the pipelines directory's `.hayhooks/` "
+        "folder, shared by every worker and instance on that filesystem) or `redis` (many hosts).",
+    )
+    durable_sqlite_path: Optional[Path] = Field(
+        None,
+        description="SQLite file of the durable store; unset = `<pipelines_dir>/.hayhooks/durable.sqlite3`.",
+    )
+    durable_redis_url: str = Field("redis://localhost:6379/0", description="Redis URL of the durable store.")
+    durable_redis_key_prefix: str = Field(
+        "hayhooks:durable", description="Prefix of every Redis key the durable store writes."
+    )
+    durable_worker_concurrency: int = Field(
+        1, ge=1, le=1024, description="Durable executions one worker process runs at once."
+    )
+    durable_poll_interval_seconds: float = Field(
+        1.0, gt=0, description="Seconds between checks for due or abandoned executions when idle."
+    )
+    durable_maintenance_interval_seconds: float = Field(
+        60.0, gt=0, description="Seconds between purges of expired terminal executions."
+    )
+    durable_lease_duration_ms: int = Field(
+        30_000,
+        ge=100,
+        description="Lease of a running execution; renewed every third of it. Another worker takes the "
+        "execution over when its owner stops renewing (crash) for this long.",
+    )
+    durable_max_run_attempts: int = Field(
+        3,
+        ge=1,
+        description="Runs of one execution lost with their worker (crash, kill -9) before it fails; suspensions and retries do not count.",
+    )
+    durable_max_application_retries: int = Field(
+        2,
+        ge=0,
+        description="Retries a wrapper may request (`raise context.retry(...)`) before the execution fails.",
+    )
+    durable_retry_base_delay_seconds: float = Field(
+        1.0, ge=0, description="First application-retry delay; doubles on each retry."
+    )
+    durable_retry_max_delay_seconds: float = Field(60.0, ge=0, description="Cap of the retry delay.")
+    durable_shutdown_grace_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="On graceful shutdown, seconds running executions get to finish before release.",
+    )
+    durable_release_running_on_shutdown: bool = Field(
+        True,
+        description="On graceful shutdown, hand unfinished executions back at once (another worker resumes "
+        "them from their last checkpoint) instead of waiting for their lease to expire.",
+    )
+    durable_terminal_ttl_seconds: int = Field(
+        604_800, ge=1, description="Seconds finished executions are kept."
+    )
+    durable_max_nonterminal_executions: int = Field(
+        0,
+        ge=0,
+        description="Queued + running + waiting executions accepted at once (429 beyond); 0 = no cap.",
+    )
+    durable_max_payload_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Largest request, result, checkpoint or resume input (JSON bytes); 413 beyond.",
+    )
+    durable_max_progress_events: int = Field(
+        100, ge=1, description="Progress events kept per execution (older ones are dropped)."
+    )
+    durable_max_progress_event_bytes: int = Field(
+        8_192, ge=256, description="Largest progress event; longer ones are truncated with a marker."
+    )
+    durable_max_stream_chunks: int = Field(
+        10_000,
+        ge=0,
+        description="Stream chunks kept per execution for `.../stream`; 0 disables the chunk log.",
+    )
+    durable_max_stream_chunk_bytes: int = Field(
+        64_000, ge=256, description="Largest stream chunk; longer ones are truncated with a marker."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_log_variable(cls, data: Any) -> Any:

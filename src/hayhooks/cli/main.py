@@ -14,6 +14,7 @@ from hayhooks.cli.common import (
     build_settings,
     make_client,
 )
+from hayhooks.cli.execution import execution_app
 from hayhooks.cli.output import console, fail, handle_errors, status_view
 from hayhooks.cli.pipeline import deploy_yaml_command, pipeline_app
 from hayhooks.cli.top import top_command
@@ -146,6 +147,7 @@ app.command("deploy", help="Deploy a pipeline from a YAML file (short form of `p
 )
 app.add_typer(pipeline_app, name="pipeline")
 app.command("top")(top_command)
+app.add_typer(execution_app, name="execution")
 
 
 # -- mcp -----------------------------------------------------------------------------------------

@@ -139,6 +139,13 @@ class Executor:
             self._in_flight += 1
         return Slot(self)
 
+    def enter(self) -> Slot:
+        """A slot outside admission, for work that bounds its own concurrency (durable runs): it
+        counts as in flight like any run, but is never refused."""
+        with self._lock:
+            self._in_flight += 1
+        return Slot(self)
+
     # -- calls --------------------------------------------------------------------------------------
     async def call(self, pipeline: Any, method_name: str, is_async: bool, /, **kwargs: Any) -> Any:
         """One wrapper call, admitted, without deadline. Surfaces use ``PipelineService.run``
@@ -150,6 +157,15 @@ class Executor:
         slot = self.admit()
         try:
             return await self.call_sync(slot, functools.partial(method, **kwargs))
+        finally:
+            slot.release()
+
+    async def run_sync(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on the pool for callers outside the run path that bound their own concurrency
+        (durable runs): counted as in flight, never refused by admission, no deadline."""
+        slot = self.enter()
+        try:
+            return await self.call_sync(slot, fn)
         finally:
             slot.release()
 
@@ -216,9 +232,7 @@ class Executor:
                 if aclose is not None:
                     await aclose()
             return
-        slot = Slot(self)
-        with self._lock:
-            self._in_flight += 1
+        slot = self.enter()
         steps = SyncSteps(self, slot, iter(iterable))
         try:
             while True:

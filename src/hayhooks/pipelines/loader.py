@@ -177,7 +177,9 @@ def import_wrapper_module(name: str, folder: Path) -> ModuleType:
             try:
                 return importlib.import_module(f"{package_name}.{WRAPPER_FILE[:-3]}")
             except BaseException:
-                for mod in [m for m in sys.modules if m == package_name or m.startswith(package_name + ".")]:
+                for mod in [
+                    m for m in list(sys.modules) if m == package_name or m.startswith(package_name + ".")
+                ]:
                     sys.modules.pop(mod, None)
                 raise
         finally:
@@ -185,7 +187,7 @@ def import_wrapper_module(name: str, folder: Path) -> ModuleType:
                 sys.path.remove(str(folder))
             except ValueError:
                 pass
-            for mod in [m for m in sys.modules if m.split(".")[0] in siblings]:
+            for mod in [m for m in list(sys.modules) if m.split(".")[0] in siblings]:
                 sys.modules.pop(mod, None)
             sys.modules.update(shadowed)
             importlib.invalidate_caches()
@@ -196,5 +198,5 @@ def forget_module(loaded: LoadedPipeline) -> None:
     module = type(loaded.wrapper).__module__
     package = module.split(".")[0]
     if package.startswith(MODULE_PREFIX):
-        for mod in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        for mod in [m for m in list(sys.modules) if m == package or m.startswith(package + ".")]:
             sys.modules.pop(mod, None)

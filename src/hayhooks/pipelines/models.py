@@ -53,7 +53,7 @@ class LoadedPipeline:
     kind: Literal["wrapper", "yaml"]
     wrapper: BasePipelineWrapper
     source: PipelineSource
-    capabilities: frozenset[str]  # subset of {"run", "chat", "responses", "files"}
+    capabilities: frozenset[str]  # subset of {"run", "chat", "responses", "files", "durable"}
     run: Optional[RunSpec]
     description: str
     skip_mcp: bool = False

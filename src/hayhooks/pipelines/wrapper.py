@@ -1,7 +1,7 @@
 """The class users subclass in ``pipeline_wrapper.py``.
 
 Compatible with Hayhooks 2.x wrapper files: the same method names and signatures. A capability
-(run, chat, responses, files) exists when the subclass overrides the matching method; the base
+(run, chat, responses, files, durable) exists when the subclass overrides the matching method; the base
 versions only raise, so introspection of "is it overridden" is the single source of what a
 pipeline can do.
 """
@@ -17,6 +17,8 @@ CAPABILITY_METHODS: dict[str, tuple[str, str]] = {
     "chat": ("run_chat_completion", "run_chat_completion_async"),
     "responses": ("run_response", "run_response_async"),
     "files": ("run_file_upload", "run_file_upload_async"),
+    # Durable runs (``POST /{name}/run-durable``): ``run_durable(self, context, request)``.
+    "durable": ("run_durable", "run_durable_async"),
 }
 
 
@@ -29,6 +31,10 @@ class BasePipelineWrapper(ABC):
     """
 
     skip_mcp: bool = False
+    # Durable runs: the code version an execution was started on (an execution only resumes on
+    # the same revision), and the pydantic model ``POST .../resume`` bodies are validated against.
+    durable_revision: str = ""
+    durable_resume_model: Any = None
 
     def __init__(self) -> None:
         self.pipeline: Any = None
@@ -54,6 +60,12 @@ class BasePipelineWrapper(ABC):
 
     async def run_response_async(self, model: str, input_items: list[dict], body: dict) -> Any:
         raise NotImplementedError("run_response_async is not implemented")
+
+    def run_durable(self, context: Any, request: Any) -> Any:
+        raise NotImplementedError("run_durable is not implemented")
+
+    async def run_durable_async(self, context: Any, request: Any) -> Any:
+        raise NotImplementedError("run_durable_async is not implemented")
 
     def run_file_upload(self, filename: str, content_type: str, content: bytes, purpose: str) -> Any:
         raise NotImplementedError("run_file_upload is not implemented")

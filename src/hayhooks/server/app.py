@@ -13,13 +13,14 @@ from typing import Any, Optional
 from fastapi import FastAPI
 
 from hayhooks import observability
+from hayhooks.durable.worker import DurableRuntime
 from hayhooks.logger import configure_logging
 from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import docs, openapi
 from hayhooks.server.drain import Drain
 from hayhooks.server.errors import install_error_handlers
 from hayhooks.server.protection import install_security
-from hayhooks.server.routes import deploy, draw, health, run, status
+from hayhooks.server.routes import deploy, draw, durable, health, run, status
 from hayhooks.settings import HayhooksSettings
 from hayhooks.version import __version__
 
@@ -39,6 +40,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     settings = settings or HayhooksSettings()
     configure_logging(settings.log_level, log_format=settings.log_format)
     service = PipelineService(settings)
+    durable_runtime = DurableRuntime(service, settings)
     dialect_contexts: list[Any] = []
 
     @asynccontextmanager
@@ -46,6 +48,8 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             await service.start()
             stack.push_async_callback(service.stop)
+            await durable_runtime.start()
+            stack.push_async_callback(durable_runtime.stop)
             drain = Drain(service, settings.shutdown_delay)  # SIGTERM: /ready 503, then drain
             if drain.install():
                 stack.callback(drain.uninstall)
@@ -66,9 +70,10 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     app.root_path = settings.root_path
     app.state.service = service
     app.state.settings = settings
+    app.state.durable = durable_runtime
     install_error_handlers(app, settings.show_tracebacks)
     dialect_contexts.append(observability.install(app, service))
-    for module in (health, status, draw):
+    for module in (health, status, draw, durable):
         app.include_router(module.router)
     deploy.install(app, settings)
     for dialect in _dialects():

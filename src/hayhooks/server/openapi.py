@@ -26,6 +26,7 @@ from hayhooks.server.openapi_errors import (
     document_fixed_routes,
     error,
 )
+from hayhooks.server.routes import durable
 
 _COMPONENTS = "#/components/schemas/"
 _LOCAL = "#/$defs/"
@@ -94,6 +95,9 @@ def build(app: FastAPI, pipelines: list[LoadedPipeline]) -> dict[str, Any]:
         paths[f"/{pipeline.name}/run"] = {
             "post": _run_operation(pipeline, pipeline.run, components, operation_id)
         }
+    schema.setdefault("paths", {}).update(
+        durable.openapi_paths(pipelines, lambda name, m: _register_model(name, m, components))
+    )
     return schema
 
 
@@ -156,6 +160,19 @@ def _register_models(name: str, spec: RunSpec, components: dict[str, Any]) -> tu
     if "json" not in spec.outputs:  # a stream: no {"result": ...} body to describe
         del components[names[response_local]]
     return {"$ref": _COMPONENTS + names[request_local]}, {"$ref": _COMPONENTS + names[response_local]}
+
+
+def _register_model(name: str, model: Any, components: dict[str, Any]) -> dict[str, str]:
+    """One more model of pipeline ``name`` (e.g. its durable request), filed under the pipeline's
+    name like its nested models (``shop.TaskRequest``), so equal class names never collide."""
+    refs, top = models_json_schema([(model, "validation")], ref_template=_LOCAL + "{model}")
+    local_defs: dict[str, Any] = top.get("$defs", {})
+    top_local = refs[(model, "validation")]["$ref"].removeprefix(_LOCAL)
+    names = {local: f"{name}.{local}" for local in local_defs}
+    for local, definition in local_defs.items():
+        components[names[local]] = _rewrite_refs(definition, names)
+    components[names[top_local]]["title"] = names[top_local]
+    return {"$ref": _COMPONENTS + names[top_local]}
 
 
 def _rewrite_refs(node: Any, names: dict[str, str]) -> Any:

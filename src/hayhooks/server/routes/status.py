@@ -22,6 +22,9 @@ def _admin(request: Request) -> bool:
 @router.get("/status")
 async def status(request: Request) -> dict[str, Any]:
     body = await run_in_threadpool(request.app.state.service.status)
+    durable = getattr(request.app.state, "durable", None)
+    if durable is not None:
+        body["durable"] = await run_in_threadpool(durable.status)
     return body if _admin(request) else public_status(body)
 
 
