@@ -40,7 +40,8 @@ ENV PATH=/opt/hayhooks/bin:$PATH \
     HAYHOOKS_PORT=1416 \
     HAYHOOKS_WORKERS=auto \
     HAYHOOKS_PIPELINES_DIR=/pipelines
-USER hayhooks
+# Numeric, so Kubernetes (runAsNonRoot) can tell it is not root.
+USER 1000:1000
 WORKDIR /home/hayhooks
 # Shared by every instance (a named volume, NFS, a ReadWriteMany claim); it must be writable by
 # uid 1000: workers keep their heartbeats in its .hayhooks/ folder.

@@ -28,7 +28,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "adminToken": {"value": "s3cret"},
         "apiKeys": {"values": ["k1", "k2"]},
         "secretEnv": {"values": {"OPENAI_API_KEY": "sk-test"}},
-        "ingress": {"enabled": True, "className": "nginx", "tls": [{"hosts": ["h.example"], "secretName": "t"}]},
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "tls": [{"hosts": ["h.example"], "secretName": "t"}],
+        },
         "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
         "env": {"HAYHOOKS_LOG_LEVEL": "warning", "HAYHOOKS_MAX_QUEUED_RUNS": 64},
         "workers": "auto",
@@ -156,18 +160,23 @@ def test_secrets_ingress_and_service_monitor():
     assert monitor["spec"]["endpoints"] == [
         {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= docs["Service/rel-hayhooks"]["metadata"][
-        "labels"
-    ].items()
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items()
+        <= docs["Service/rel-hayhooks"]["metadata"]["labels"].items()
+    )
 
 
 def test_existing_claim_and_secrets_are_used_as_given():
     docs = render(VALUE_SETS["fixed-replicas-existing-secrets"])
     assert docs["Deployment/rel-hayhooks"]["spec"]["replicas"] == 3
-    assert not any(k.startswith(("PersistentVolumeClaim/", "Secret/", "HorizontalPodAutoscaler/")) for k in docs)
+    assert not any(
+        k.startswith(("PersistentVolumeClaim/", "Secret/", "HorizontalPodAutoscaler/")) for k in docs
+    )
     assert not any(k.startswith(("PodDisruptionBudget/", "ServiceAccount/")) for k in docs)
     pod = docs["Deployment/rel-hayhooks"]["spec"]["template"]["spec"]
-    assert {v["name"]: v for v in pod["volumes"]}["pipelines"]["persistentVolumeClaim"]["claimName"] == "shared-nfs"
+    assert {v["name"]: v for v in pod["volumes"]}["pipelines"]["persistentVolumeClaim"][
+        "claimName"
+    ] == "shared-nfs"
     assert env_of(docs)["HAYHOOKS_ADMIN_TOKEN"] == {"secretKeyRef": {"name": "ops-token", "key": "token"}}
     assert container(docs)["envFrom"] == [{"secretRef": {"name": "provider-keys"}}]
     assert pod["serviceAccountName"] == "default"
@@ -177,7 +186,9 @@ def test_redis_store_needs_no_shared_volume():
     docs = render(VALUE_SETS["redis-store"])
     assert not any(k.startswith("PersistentVolumeClaim/") for k in docs)
     assert docs["Secret/rel-hayhooks"]["stringData"] == {"store-url": "redis://redis:6379/0"}
-    assert env_of(docs)["HAYHOOKS_STORE_URL"] == {"secretKeyRef": {"name": "rel-hayhooks", "key": "store-url"}}
+    assert env_of(docs)["HAYHOOKS_STORE_URL"] == {
+        "secretKeyRef": {"name": "rel-hayhooks", "key": "store-url"}
+    }
     volumes = {v["name"]: v for v in docs["Deployment/rel-hayhooks"]["spec"]["template"]["spec"]["volumes"]}
     assert volumes["pipelines"] == {"name": "pipelines", "emptyDir": {}}  # the pod's local copy
 
