@@ -17,6 +17,7 @@ from hayhooks.cli.common import (
 from hayhooks.cli.output import console, fail, handle_errors, status_view
 from hayhooks.cli.pipeline import deploy_yaml_command, pipeline_app
 from hayhooks.mcp.cli import mcp_app
+from hayhooks.rayserve.cli import ray_app
 
 app = typer.Typer(
     name="hayhooks",
@@ -143,6 +144,10 @@ app.add_typer(pipeline_app, name="pipeline")
 # -- mcp -----------------------------------------------------------------------------------------
 
 app.add_typer(mcp_app, name="mcp")
+
+# -- ray (extra hayhooks[ray]) -------------------------------------------------------------------
+
+app.add_typer(ray_app, name="ray")
 
 
 def main() -> None:
