@@ -41,14 +41,13 @@ from bench.run import (
     QUIET_ENV,
     ROOT,
     Servers,
-    fresh_request,
     free_port,
+    fresh_request,
     loadavg,
     machine,
     observe,
     probe_wrapper,
     wait_ready,
-    wait_ready_empty,
     wrk,
 )
 
@@ -125,10 +124,19 @@ def bench_nginx(args: argparse.Namespace) -> dict[str, Any]:
             balancer = Nginx(servers.tmp / "nginx", [s.port for s in group])
             try:
                 runs = [
-                    wrk(f"{balancer.url}/echo/run", {"text": "hi"}, args.connections, args.duration, close=True)
+                    wrk(
+                        f"{balancer.url}/echo/run",
+                        {"text": "hi"},
+                        args.connections,
+                        args.duration,
+                        close=True,
+                    )
                     for _ in range(args.reps)
                 ]
-                clients = [httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(4)]
+                clients = [
+                    httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
+                    for _ in range(4)
+                ]
                 deploys = []
                 for i in range(args.deploys):
                     load = loadavg()
@@ -152,7 +160,9 @@ def bench_nginx(args: argparse.Namespace) -> dict[str, Any]:
             "setup": f"nginx → {count} instance(s) × --workers {args.workers}",
             "rps": [r["rps"] for r in runs],
             "p99_ms": [r["p99_us"] / 1e3 for r in runs],
-            "errors": sum(r["err_connect"] + r["err_read"] + r["err_status"] + r["err_timeout"] for r in runs),
+            "errors": sum(
+                r["err_connect"] + r["err_read"] + r["err_status"] + r["err_timeout"] for r in runs
+            ),
             "deploy_s": [d["deploy_s"] for d in deploys],
             "all_serving_s": [d["all_serving_s"] for d in deploys],
             "non_200_after_return": sum(d["non_200_after"] for d in deploys),
@@ -219,8 +229,12 @@ def bench_ray(args: argparse.Namespace) -> dict[str, Any]:
     with Servers() as servers:
         local = servers.hayhooks("workers-2", "2")
         wait_ready(local)
-        runs = [wrk(f"{local.url}/cpu/run", body, args.cpu_connections, args.duration) for _ in range(args.reps)]
-        out["setups"].append({"setup": "hayhooks run --workers 2", "rps": [r["rps"] for r in runs], "raw": runs})
+        runs = [
+            wrk(f"{local.url}/cpu/run", body, args.cpu_connections, args.duration) for _ in range(args.reps)
+        ]
+        out["setups"].append(
+            {"setup": "hayhooks run --workers 2", "rps": [r["rps"] for r in runs], "raw": runs}
+        )
         local.stop()
 
         root = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
@@ -242,10 +256,25 @@ def bench_ray(args: argparse.Namespace) -> dict[str, Any]:
                 port = free_port()
                 serve = subprocess.Popen(
                     [
-                        HAYHOOKS, "ray", "run", "--address", address, "--replicas", str(replicas),
-                        "--max-replicas-per-node", "1", "--proxy-location", "HeadOnly", "--host", HOST,
-                        "--port", str(port), "--pipelines-dir", str(servers.pipelines_dir(f"ray-{replicas}")),
-                        "--additional-python-path", str(ROOT),
+                        HAYHOOKS,
+                        "ray",
+                        "run",
+                        "--address",
+                        address,
+                        "--replicas",
+                        str(replicas),
+                        "--max-replicas-per-node",
+                        "1",
+                        "--proxy-location",
+                        "HeadOnly",
+                        "--host",
+                        HOST,
+                        "--port",
+                        str(port),
+                        "--pipelines-dir",
+                        str(servers.pipelines_dir(f"ray-{replicas}")),
+                        "--additional-python-path",
+                        str(ROOT),
                     ],  # fmt: skip
                     env={**env, **QUIET_ENV},
                     stdout=subprocess.DEVNULL,
@@ -265,9 +294,16 @@ def bench_ray(args: argparse.Namespace) -> dict[str, Any]:
                         except (httpx.HTTPError, ValueError, KeyError):
                             pass
                         time.sleep(0.5)
-                    runs = [wrk(f"{url}/cpu/run", body, args.cpu_connections, args.duration) for _ in range(args.reps)]
+                    runs = [
+                        wrk(f"{url}/cpu/run", body, args.cpu_connections, args.duration)
+                        for _ in range(args.reps)
+                    ]
                     out["setups"].append(
-                        {"setup": f"hayhooks ray run --replicas {replicas}", "rps": [r["rps"] for r in runs], "raw": runs}
+                        {
+                            "setup": f"hayhooks ray run --replicas {replicas}",
+                            "rps": [r["rps"] for r in runs],
+                            "raw": runs,
+                        }
                     )
                 finally:
                     _stop(serve)
@@ -291,7 +327,9 @@ def bench_ray(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default="nginx,ray", help="comma list: nginx, ray")
     parser.add_argument("--duration", type=float, default=5)
     parser.add_argument("--reps", type=int, default=3)
