@@ -46,3 +46,29 @@ def test_cli_reports_bad_replicas_without_a_traceback():
     assert result.returncode == 2
     assert "--replicas must be a positive number or 'auto'" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_node_bound_narrows_only_the_wildcard_address():
+    from hayhooks.rayserve.compat import node_bound
+
+    seen: list[str] = []
+
+    def add_port(server: object, address: str) -> int:
+        seen.append(address)
+        return 4242
+
+    assert node_bound(add_port, "127.0.0.1")(None, "[::]:0") == 4242
+    node_bound(add_port, "fd00::7")(None, "[::]:0")
+    node_bound(add_port, "10.0.0.5")(None, "10.0.0.5:9000")
+    assert seen == ["127.0.0.1:0", "[fd00::7]:0", "10.0.0.5:9000"]
+
+
+def test_ray_serve_internals_the_compat_module_relies_on():
+    """Pins Ray Serve: replicas bind their inter-deployment gRPC server through the module-level
+    ``add_port_to_grpc_server`` on ``[::]:0``. If this fails, revisit hayhooks.rayserve.compat."""
+    import inspect
+
+    replica = pytest.importorskip("ray.serve._private.replica", reason="needs the extra hayhooks[ray]")
+    assert callable(replica.add_port_to_grpc_server)
+    source = inspect.getsource(replica.Replica._on_initialized)
+    assert 'add_port_to_grpc_server(self._server, "[::]:0")' in source

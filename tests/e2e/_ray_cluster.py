@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+import ray
 from ray.cluster_utils import Cluster
 
 
@@ -29,6 +30,7 @@ def main() -> None:
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     print(cluster.address, flush=True)
     stop.wait()
+    ray.shutdown()  # the driver first: Cluster refuses to remove the node it is connected to
     cluster.shutdown()
 
 

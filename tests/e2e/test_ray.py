@@ -26,6 +26,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from _listeners import descendants, exposed_listeners
 from conftest import HAYHOOKS, free_port, wait_until
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -46,7 +47,9 @@ WHOAMI = (
     "    def setup(self) -> None:\n        pass\n"
     "    def run_api(self, word: str) -> dict:\n"
     "        '''Say who answered.'''\n"
-    "        return {'pid': os.getpid(), 'word': word}\n"
+    "        guard = sys.modules.get('sitecustomize')\n"
+    "        armed = bool(getattr(guard, 'installed', False))\n"
+    "        return {'pid': os.getpid(), 'word': word, 'guarded': armed}\n"
     "    def run_chat_completion(self, model: str, messages: list, body: dict) -> str:\n"
     "        return f\"{os.getpid()}: {messages[-1]['content']}\"\n"
 )
@@ -91,7 +94,8 @@ def ray_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def ray_cluster(ray_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+def ray_cluster(ray_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """The cluster's address, and the pid of the process that owns it."""
     log = open(tmp_path / "ray-cluster.log", "w")
     proc = subprocess.Popen(
         [sys.executable, str(HELPER)],
@@ -109,11 +113,11 @@ def ray_cluster(ray_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             pytest.fail(
                 "the Ray cluster did not start:\n" + (tmp_path / "ray-cluster.log").read_text()[-4000:]
             )
-        yield address
+        yield address, proc.pid
     finally:
         proc.stdin.close()
         try:
-            proc.wait(90)
+            assert proc.wait(90) == 0, (tmp_path / "ray-cluster.log").read_text()[-4000:]
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
@@ -121,6 +125,7 @@ def ray_cluster(ray_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
 
 
 def test_replicas_on_two_nodes_serve_every_pipeline_and_every_route(ray_cluster, ray_env, tmp_path):
+    address, cluster_pid = ray_cluster
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
     port = free_port()
@@ -133,7 +138,7 @@ def test_replicas_on_two_nodes_serve_every_pipeline_and_every_route(ray_cluster,
             "ray",
             "run",
             "--address",
-            ray_cluster,
+            address,
             "--replicas",
             "2",
             "--max-replicas-per-node",
@@ -164,6 +169,8 @@ def test_replicas_on_two_nodes_serve_every_pipeline_and_every_route(ray_cluster,
             lambda: len(w := fresh("GET", f"{url}/status").json()["workers"]) == 2 and w, timeout=60
         )
         replica_pids = {int(w["id"].rsplit("-", 1)[1]) for w in workers}
+        # Nothing Ray started (GCS, raylets, workers, proxy, replicas) listens beyond loopback.
+        assert exposed_listeners(descendants(cluster_pid) | descendants(proc.pid)) == []
 
         # A deploy through the proxy (any replica) returns once both replicas serve it.
         r = fresh(

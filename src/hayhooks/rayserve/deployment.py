@@ -69,6 +69,9 @@ def build_application(settings: HayhooksSettings, spec: ReplicaSpec) -> Any:
         """One replica: the whole Hayhooks app (HTTP, OpenAI, MCP routes), built on the replica."""
 
         def __init__(self, settings_json: dict[str, Any]) -> None:
+            from hayhooks.rayserve.compat import bind_replica_grpc_to_node_address
+
+            bind_replica_grpc_to_node_address()  # before Ray starts the replica's gRPC server
             self._settings = HayhooksSettings(**settings_json)
 
         def __serve_build_asgi_app__(self) -> Any:
