@@ -10,7 +10,8 @@ binding to that address instead serves them all and exposes nothing else: on a n
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("hayhooks")
 
