@@ -223,14 +223,22 @@ def _stop(proc: subprocess.Popen, timeout: float = 90) -> None:
             proc.wait(10)
 
 
+def warm_up(url: str, count: int = 8) -> None:
+    """A few requests first, so the first measured second is not the pipeline's first call."""
+    for _ in range(count):
+        fresh_request("POST", f"{url}/cpu/run", json={})
+
+
 def bench_ray(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"setups": []}
     body = {}
     with Servers() as servers:
         local = servers.hayhooks("workers-2", "2")
         wait_ready(local)
+        warm_up(local.url)
         runs = [
-            wrk(f"{local.url}/cpu/run", body, args.cpu_connections, args.duration) for _ in range(args.reps)
+            wrk(f"{local.url}/cpu/run", body, args.cpu_connections, args.duration, close=True)
+            for _ in range(args.reps)
         ]
         out["setups"].append(
             {"setup": "hayhooks run --workers 2", "rps": [r["rps"] for r in runs], "raw": runs}
@@ -294,8 +302,9 @@ def bench_ray(args: argparse.Namespace) -> dict[str, Any]:
                         except (httpx.HTTPError, ValueError, KeyError):
                             pass
                         time.sleep(0.5)
+                    warm_up(url)
                     runs = [
-                        wrk(f"{url}/cpu/run", body, args.cpu_connections, args.duration)
+                        wrk(f"{url}/cpu/run", body, args.cpu_connections, args.duration, close=True)
                         for _ in range(args.reps)
                     ]
                     out["setups"].append(
