@@ -3,7 +3,7 @@
 # Run:   docker run -p 1416:1416 -v ./pipelines:/pipelines -e HAYHOOKS_ADMIN_TOKEN=... hayhooks
 # Every HAYHOOKS_* setting comes from the environment (docs/configuration.md).
 
-# Any Debian-like image with Python 3.10+ and the `venv` module; the build and the final stage use
+# Any Debian-like image with Python 3.11+ and the `venv` module; the build and the final stage use
 # the same one, so the virtual environment's interpreter links stay valid.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
@@ -16,7 +16,6 @@ WORKDIR /src
 RUN python3 -m venv /opt/hayhooks
 # Dependencies first, so a source change does not reinstall them.
 COPY pyproject.toml README.md ./
-COPY src/hayhooks/version.py src/hayhooks/version.py
 RUN /opt/hayhooks/bin/python -m pip install --no-cache-dir --upgrade pip \
     && /opt/hayhooks/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && /opt/hayhooks/bin/python -m pip install --no-cache-dir -r /tmp/requirements.txt
