@@ -163,9 +163,19 @@ def ensure_base_image(env: dict[str, str], debootstrap: str) -> str:
     return name
 
 
+def image_id(env: dict[str, str], tag: str) -> str | None:
+    result = podman(env, "image", "inspect", "--format", "{{.Id}}", tag, check=False)
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
 def build_image(env: dict[str, str], base: str, tag: str) -> subprocess.CompletedProcess:
-    """Build the repository's Dockerfile on ``base`` (docker format: it keeps HEALTHCHECK)."""
-    return podman(
+    """Build the repository's Dockerfile on ``base`` (docker format: it keeps HEALTHCHECK).
+
+    The image this replaces is removed, so the cache holds one test image (plus the build cache)
+    instead of one per source change.
+    """
+    previous = image_id(env, tag)
+    result = podman(
         env,
         "build",
         "--format",
@@ -179,3 +189,6 @@ def build_image(env: dict[str, str], base: str, tag: str) -> subprocess.Complete
         str(REPO),
         timeout=900,
     )
+    if previous and previous != image_id(env, tag):
+        podman(env, "rmi", previous, check=False)
+    return result
