@@ -19,6 +19,7 @@ from hayhooks.cli.output import console, fail, handle_errors, status_view
 from hayhooks.cli.pipeline import deploy_yaml_command, pipeline_app
 from hayhooks.cli.top import top_command
 from hayhooks.mcp.cli import mcp_app
+from hayhooks.rayserve.cli import ray_app
 
 app = typer.Typer(
     name="hayhooks",
@@ -153,6 +154,10 @@ app.add_typer(execution_app, name="execution")
 # -- mcp -----------------------------------------------------------------------------------------
 
 app.add_typer(mcp_app, name="mcp")
+
+# -- ray (extra hayhooks[ray]) -------------------------------------------------------------------
+
+app.add_typer(ray_app, name="ray")
 
 
 def main() -> None:
