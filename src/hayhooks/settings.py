@@ -78,6 +78,13 @@ class HayhooksSettings(BaseSettings):
     log_level: str = Field("info", description="Log level of the server.")
     access_log: bool = Field(True, description="Log every request (uvicorn access log).")
 
+    # Deploy engine: archive of replaced versions (issue 10)
+    archive_keep: int = Field(
+        10,
+        ge=1,
+        description="Archived (replaced or undeployed) versions kept per pipeline for history and rollback.",
+    )
+
     @field_validator("workers")
     @classmethod
     def _check_workers(cls, value: str) -> str:
