@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from pathlib import Path
 
@@ -38,7 +39,7 @@ async def test_deploy_run_undeploy_cycle(app_client, pipelines_dir):
     assert (await client.post("/greet/run", json={"name": "Bo"})).status_code == 404
     assert "/greet/run" not in (await client.get("/openapi.json")).json()["paths"]
     assert not (pipelines_dir / "greet").exists()
-    archived = list((pipelines_dir / ".hayhooks" / "archive").glob("greet-*/greet/pipeline_wrapper.py"))
+    archived = list((pipelines_dir / ".hayhooks" / "archive").glob("greet/*/greet/pipeline_wrapper.py"))
     assert len(archived) == 1, "undeploy must keep the user's files in the archive"
 
 
@@ -69,7 +70,7 @@ async def test_duplicate_deploy_is_409_and_overwrite_replaces(app_client, pipeli
     )
     assert r.status_code == 200 and r.json()["action"] == "redeployed", r.text
     assert (await client.post("/v/run", json={})).json() == {"result": "two"}
-    assert list((pipelines_dir / ".hayhooks" / "archive").glob("v-*/v/pipeline_wrapper.py")), (
+    assert list((pipelines_dir / ".hayhooks" / "archive").glob("v/*/v/pipeline_wrapper.py")), (
         "old version archived"
     )
 
@@ -346,7 +347,10 @@ async def test_deploy_runs_setup_once_and_serves_files_next_to_the_wrapper(
     assert r.status_code == 200, r.text
     assert (await client.post("/once/run", json={})).json() == {"result": "v2"}
     assert len(log_path.read_text().splitlines()) == 2
-    # Only the version being served keeps its staged files.
-    assert len(list((pipelines_dir / ".hayhooks" / "staging").iterdir())) == 1
+    # Only the version being served keeps its folder (released with its last reference).
+    work = pipelines_dir / ".hayhooks" / "work"
+    gc.collect()
+    assert len(list(work.glob("*/*"))) == 1
     assert (await client.post("/undeploy/once")).status_code == 200
-    assert list((pipelines_dir / ".hayhooks" / "staging").iterdir()) == []
+    gc.collect()
+    assert list(work.glob("*/*")) == [] and list((pipelines_dir / ".hayhooks" / "staging").iterdir()) == []

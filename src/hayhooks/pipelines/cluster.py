@@ -157,7 +157,9 @@ class Cluster:
             if state.updated_at - now_wall > _FUTURE_TOLERANCE:
                 log.warning("Ignoring a heartbeat from the future: %s", state.id)
                 return False
-            return _pid_alive(state.pid) and (state.pid_start is None or state.pid_start == _pid_start(state.pid))
+            return _pid_alive(state.pid) and (
+                state.pid_start is None or state.pid_start == _pid_start(state.pid)
+            )
         now = time.monotonic()
         seen = self._seen.get(state.id)
         if seen is None or seen[0] != state.updated_at:
@@ -199,7 +201,7 @@ class Cluster:
                         lagging.append(w)
                 elif w.served.get(name) == fingerprint:
                     continue
-                elif (w.failed.get(name) or [None])[0] == fingerprint:
+                elif _failed_at(w, name) == fingerprint:
                     failed.append((w, str(w.failed[name][1])))
                 else:
                     lagging.append(w)
@@ -215,7 +217,9 @@ class Heartbeat:
     not take a lock a load could hold), so a worker is never judged dead for being busy.
     """
 
-    def __init__(self, cluster: Cluster, state: StateFn, on_tick: Optional[Callable[[], None]] = None) -> None:
+    def __init__(
+        self, cluster: Cluster, state: StateFn, on_tick: Optional[Callable[[], None]] = None
+    ) -> None:
         self.cluster = cluster
         self.state = state
         self.on_tick = on_tick
@@ -247,6 +251,11 @@ class Heartbeat:
                     log.exception("Heartbeat housekeeping failed")
             self._wake.wait(self.cluster.interval)
             self._wake.clear()
+
+
+def _failed_at(worker: WorkerState, name: str) -> Optional[str]:
+    entry = worker.failed.get(name)
+    return str(entry[0]) if isinstance(entry, list) and len(entry) == 2 else None
 
 
 def _parse(path: Path) -> Optional[WorkerState]:

@@ -65,7 +65,7 @@ class Loader:
         def work() -> None:
             try:
                 outcome.append(self._load(source, stage))
-            except BaseException as exc:  # noqa: BLE001 - user code may raise anything, even SystemExit
+            except BaseException as exc:  # user code may raise anything, even SystemExit
                 outcome.append(exc)
 
         thread = threading.Thread(target=work, name=f"hayhooks-load-{source.name}", daemon=True)

@@ -114,7 +114,9 @@ class Registry:
             self._update_settled()
         self._publish(set(changed), retired)
         threads = [
-            threading.Thread(target=self._load, args=(src, changed), name=f"hayhooks-reconcile-{src.name}", daemon=True)
+            threading.Thread(
+                target=self._load, args=(src, changed), name=f"hayhooks-reconcile-{src.name}", daemon=True
+            )
             for src in jobs
         ]
         for thread in threads:
@@ -154,7 +156,9 @@ class Registry:
                 self._failures = {**self._failures, src.name: LoadFailure(src.name, src, str(error))}
                 if src.name in self._pipelines:
                     log.error(
-                        "Pipeline '%s' failed to reload, keeps serving its previous version: %s", src.name, error
+                        "Pipeline '%s' failed to reload, keeps serving its previous version: %s",
+                        src.name,
+                        error,
                     )
                 else:
                     log.error("Pipeline '%s' failed to load: %s", src.name, error)

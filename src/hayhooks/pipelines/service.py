@@ -69,9 +69,12 @@ class DeployResult:
 
 def action_word(action: str) -> str:
     """The past tense the API has always answered with."""
-    return {"deploy": "deployed", "overwrite": "redeployed", "undeploy": "undeployed", "rollback": "rolled back"}[
-        action
-    ]
+    return {
+        "deploy": "deployed",
+        "overwrite": "redeployed",
+        "undeploy": "undeployed",
+        "rollback": "rolled back",
+    }[action]
 
 
 async def _store_io(fn: Callable[[], T]) -> T:
@@ -114,7 +117,9 @@ class PipelineService:
         self.loader = Loader(settings.show_tracebacks, allowed, settings.setup_timeout)
         self.registry = Registry(self._load_version, unload=self._retire)
         self.executor = Executor(settings.resolved_thread_pool_size, settings.max_queued_runs)
-        self.cluster = Cluster(self.store.workers, settings.heartbeat_interval, on_dead=self.store.forget_worker)
+        self.cluster = Cluster(
+            self.store.workers, settings.heartbeat_interval, on_dead=self.store.forget_worker
+        )
         self.heartbeat = Heartbeat(self.cluster, self._heartbeat_state, on_tick=self._housekeeping)
         self.follower = Follower(self)
         self.ready = False
@@ -326,7 +331,9 @@ class PipelineService:
         its ``setup()`` once. The sync lock (held for moments only) keeps a snapshot taken before
         the commit from being applied after it."""
         with self._sync_lock:
-            generation, source = self.store.commit(candidate.name, staged, ephemeral=not save, overwrite=overwrite)
+            generation, source = self.store.commit(
+                candidate.name, staged, ephemeral=not save, overwrite=overwrite
+            )
             loaded = dataclasses.replace(candidate, source=source)
             self._own(loaded, staged)
             self.registry.adopt(loaded)
@@ -360,8 +367,13 @@ class PipelineService:
                 raise
             await asyncio.to_thread(self.sync)
             result = await self._confirm(
-                name, "rollback", generation, source.fingerprint, source.origin == "saved",
-                revert=(existed, before, source.origin == "ephemeral"), detail=f"to={restored}",
+                name,
+                "rollback",
+                generation,
+                source.fingerprint,
+                source.origin == "saved",
+                revert=(existed, before, source.origin == "ephemeral"),
+                detail=f"to={restored}",
             )
             result.version = restored
             return result
@@ -396,7 +408,14 @@ class PipelineService:
                 f"Pipeline '{name}' failed to load on worker {worker.id}: {error} ({reverted})",
                 workers=[w.id for w, _ in outcome.failed],
             )
-        result = DeployResult(name, action_word(action), generation, len(outcome.workers), [w.id for w in outcome.lagging], saved)
+        result = DeployResult(
+            name,
+            action_word(action),
+            generation,
+            len(outcome.workers),
+            [w.id for w in outcome.lagging],
+            saved,
+        )
         if outcome.lagging:
             self._audit(name, action, generation, "timeout", ids, f"lagging: {', '.join(result.lagging)}")
             raise SyncTimeout(
@@ -407,7 +426,9 @@ class PipelineService:
         self._audit(name, action, generation, "ok", ids, detail)
         return result
 
-    async def _revert(self, name: str, revert: Optional[tuple[bool, Optional[str], bool]], timeout: float) -> str:
+    async def _revert(
+        self, name: str, revert: Optional[tuple[bool, Optional[str], bool]], timeout: float
+    ) -> str:
         """Put back what a failed change replaced, and wait (bounded) for every worker to serve it."""
         if revert is None:
             return "nothing to revert"
@@ -432,7 +453,11 @@ class PipelineService:
             return "previous version restored" if existed else "removed"
         outcome = await self.cluster.wait_for(generation, timeout, name, fingerprint)
         state = "previous version restored" if fingerprint else "removed again"
-        return state if not outcome.lagging else f"{state}, not yet confirmed by {len(outcome.lagging)} worker(s)"
+        return (
+            state
+            if not outcome.lagging
+            else f"{state}, not yet confirmed by {len(outcome.lagging)} worker(s)"
+        )
 
     def _audit(
         self,

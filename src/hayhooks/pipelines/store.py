@@ -103,6 +103,9 @@ class PipelineStore:
         if primary is not None and primary == mirror and value >= floor:
             return value
         repaired = max(value, floor, self._recorded_floor())
+        if primary is None and mirror is None and repaired == 0:  # a new directory
+            self._write_generation(0)
+            return 0
         log.warning(
             "Generation files of %s were missing, corrupt or behind (generation=%s, mirror=%s); "
             "repaired to %d",
