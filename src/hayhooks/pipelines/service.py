@@ -145,21 +145,23 @@ class PipelineService:
         self.follower.start()
 
     def _join(self) -> None:
-        """Announce this worker; the first one of the directory forgets the previous run's
-        save_files=false deploys and scratch folders. Both under the store's exclusive lock, so
-        two workers starting together never both count themselves first."""
-        with self.store.locked(exclusive=True):
+        """Announce this worker (a restarting worker counts as live from now on); the first one
+        of the directory forgets the previous run's save_files=false deploys."""
+
+        def alone() -> bool:
             others = [w for w in self.cluster.workers() if w.id != self.cluster.id]
             self.cluster.beat(-1, self.registry.version, 0, loading=True)
-            first = not others
-        if first:
-            self.store.clear_ephemeral(keep_worker=self.cluster.id)
+            return not others
+
+        if self.store.join(self.cluster.id, alone):
+            log.info("First worker on this pipelines directory: unsaved deploys of a previous run dropped")
 
     async def stop(self) -> None:
         self.follower.stop()
         self.heartbeat.stop()
         self.cluster.leave()
         self.executor.shutdown()
+        await asyncio.to_thread(self.store.forget_worker, self.cluster.id)
 
     async def wait_ready(self, timeout: float = 300.0) -> bool:
         """Readiness is an event: set once every pipeline of the first snapshot has settled."""

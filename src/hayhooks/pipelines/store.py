@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
@@ -335,18 +335,32 @@ class PipelineStore:
                 continue  # a half-written or foreign entry: never offered for a rollback
         return sorted(metas, key=lambda m: (m["at"], m["version"]), reverse=True)
 
-    def clear_ephemeral(self, keep_worker: str = "") -> None:
-        """Forget save_files=false deploys and scratch folders of a previous run (first worker only)."""
+    def join(self, worker: str, alone: Callable[[], bool]) -> bool:
+        """A worker starts serving this directory. If ``alone()`` (no other live worker), it is
+        the first of a new run: deploys made with save_files=false by the previous run and its
+        scratch folders are dropped. One exclusive lock around both, so two workers starting
+        together never both count themselves first, nor clear what the other just wrote."""
         with self.locked(exclusive=True):
-            for leftover in self.staging.iterdir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            for folder in self.work.iterdir():
-                if folder.name != keep_worker:
-                    shutil.rmtree(folder, ignore_errors=True)
-            if any(self.ephemeral.iterdir()):
-                shutil.rmtree(self.ephemeral, ignore_errors=True)
-                self.ephemeral.mkdir(parents=True, exist_ok=True)
-                self._bump_generation()
+            first = alone()
+            if first:
+                self._clear(keep_worker=worker)
+            return first
+
+    def clear_ephemeral(self, keep_worker: str = "") -> None:
+        """Forget save_files=false deploys and scratch folders of a previous run."""
+        with self.locked(exclusive=True):
+            self._clear(keep_worker)
+
+    def _clear(self, keep_worker: str) -> None:
+        for leftover in self.staging.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        for folder in self.work.iterdir():
+            if folder.name != keep_worker:
+                shutil.rmtree(folder, ignore_errors=True)
+        if any(self.ephemeral.iterdir()):
+            shutil.rmtree(self.ephemeral, ignore_errors=True)
+            self.ephemeral.mkdir(parents=True, exist_ok=True)
+            self._bump_generation()
 
     def forget_worker(self, worker: str) -> None:
         """A worker is gone: its version folders serve nobody any more."""
