@@ -118,6 +118,21 @@ def worker_pids(url: str) -> list[int]:
     return [int(w["id"].rsplit("-", 1)[1]) for w in statuses(url)]
 
 
+def wait_replaced(url: str, victim: int) -> list[dict]:
+    """uvicorn's supervisor replaced a killed worker, and the replacement is in sync."""
+    return wait_until(
+        lambda: (
+            (w := statuses(url))
+            and len(w) == 2
+            and victim not in {int(x["id"].rsplit("-", 1)[1]) for x in w}
+            and all(x["in_sync"] for x in w)
+            and w
+        ),
+        timeout=90,
+        interval=0.2,
+    )
+
+
 def no_leftovers(pipelines_dir: Path) -> None:
     staging = pipelines_dir / ".hayhooks" / "staging"
     assert list(staging.iterdir()) == [], "a commit copy outlived its deploy"
@@ -126,7 +141,7 @@ def no_leftovers(pipelines_dir: Path) -> None:
 @pytest.fixture(params=["workers2", "two_instances"])
 def topology(request, hayhooks_server, pipelines_dir):
     """Start the servers; return (deploy url, [(url, workers per instance)], start function)."""
-    env = {"HAYHOOKS_DEPLOY_SYNC_TIMEOUT": "30"}
+    env = {"HAYHOOKS_DEPLOY_SYNC_TIMEOUT": "30", "PYTHONUNBUFFERED": "1"}
 
     def start(extra_env: Optional[dict[str, str]] = None) -> tuple[str, list[tuple[str, int]]]:
         full = {**env, **(extra_env or {})}
@@ -275,8 +290,9 @@ def test_a_busy_worker_is_not_dead_and_unsaved_deploys_survive_a_respawn(hayhook
     wait_until(
         lambda: any(fresh("GET", f"{server.url}/status").json()["loading"] for _ in range(4)), timeout=10
     )
-    os.kill(worker_pids(server.url)[0], signal.SIGKILL)
-    wait_workers(server.url, 2)
+    victim = worker_pids(server.url)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_replaced(server.url, victim)
     assert_everywhere([(server.url, 2)], "unsaved", "u1")
     assert on_disk(pipelines_dir, "unsaved") == "u1"
 
@@ -465,7 +481,7 @@ def test_kill_a_worker_during_a_deploy(hayhooks_server, pipelines_dir, at):
     time.sleep(at)
     os.kill(victim, signal.SIGKILL)
     thread.join(60)
-    wait_workers(server.url, 2)
+    wait_replaced(server.url, victim)
     committed = on_disk(pipelines_dir, "k")
     result = answer[0]
     if isinstance(result, httpx.Response) and result.status_code == 200:

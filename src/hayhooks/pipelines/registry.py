@@ -65,6 +65,10 @@ class Registry:
         """Name -> fingerprint of what this process serves (for heartbeats)."""
         return {name: p.source.fingerprint for name, p in self._pipelines.items()}
 
+    def wanted(self) -> dict[str, str]:
+        """Name -> fingerprint the last applied snapshot asked for (loaded, failed or loading)."""
+        return dict(self._wanted)
+
     def failed(self) -> dict[str, list[str]]:
         return {name: [f.source.fingerprint, f.error] for name, f in self._failures.items()}
 

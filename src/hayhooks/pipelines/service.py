@@ -190,21 +190,17 @@ class PipelineService:
         with self._sync_lock:
             generation, snapshot = self.store.snapshot(floor=max(self.registry.seen, 0))
             self._store_generation = generation
-            before = self.registry.served()
+            before = self.registry.wanted()
             hand_edit = generation == self.registry.seen and self.ready
             changed = self.registry.reconcile(snapshot, generation, wait=False)
-        if hand_edit:
-            failed = self._failed_fingerprints()
+        if hand_edit:  # the same generation, other files: someone edited the directory
             for src in snapshot:
-                if before.get(src.name) != src.fingerprint and failed.get(src.name) != src.fingerprint:
-                    self._audit(src.name, "hand-edit", generation, "reloading")
+                if before.get(src.name) != src.fingerprint:
+                    self._audit(src.name, "hand-edit", generation, "loading")
             for name in set(before) - {src.name for src in snapshot}:
                 self._audit(name, "hand-edit", generation, "removed")
         self.heartbeat.poke()
         return changed
-
-    def _failed_fingerprints(self) -> dict[str, str]:
-        return {name: fp for name, (fp, _error) in self.registry.failed().items()}
 
     def _heartbeat_state(self) -> dict[str, Any]:
         """What this worker serves; read by the heartbeat thread without any lock."""
