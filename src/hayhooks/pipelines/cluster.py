@@ -225,6 +225,7 @@ class Heartbeat:
         self.on_tick = on_tick
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._write = threading.Lock()  # a beat reads the state and writes it in one go
         self._thread = threading.Thread(target=self._run, name="hayhooks-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -233,6 +234,14 @@ class Heartbeat:
     def poke(self) -> None:
         self._wake.set()
 
+    def beat_now(self) -> None:
+        """Write the heartbeat from the calling thread (never older state over newer)."""
+        try:
+            with self._write:
+                self.cluster.beat(**self.state())
+        except Exception:
+            log.exception("Could not write this worker's heartbeat")
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -240,10 +249,7 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.cluster.beat(**self.state())
-            except Exception:
-                log.exception("Could not write this worker's heartbeat")
+            self.beat_now()
             if self.on_tick is not None:
                 try:
                     self.on_tick()

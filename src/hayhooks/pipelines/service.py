@@ -157,9 +157,9 @@ class PipelineService:
             log.info("First worker on this pipelines directory: unsaved deploys of a previous run dropped")
 
     async def stop(self) -> None:
-        self.follower.stop()
-        self.heartbeat.stop()
-        self.cluster.leave()
+        await asyncio.to_thread(self.follower.stop)
+        await asyncio.to_thread(self.heartbeat.stop)
+        await asyncio.to_thread(self.cluster.leave)
         self.executor.shutdown()
         await asyncio.to_thread(self.store.forget_worker, self.cluster.id)
 
@@ -199,7 +199,7 @@ class PipelineService:
                     self._audit(src.name, "hand-edit", generation, "loading")
             for name in set(before) - {src.name for src in snapshot}:
                 self._audit(name, "hand-edit", generation, "removed")
-        self.heartbeat.poke()
+        self.heartbeat.beat_now()  # a deploy waiting for this worker sees it without a poll round
         return changed
 
     def _heartbeat_state(self) -> dict[str, Any]:
