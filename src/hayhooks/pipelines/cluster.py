@@ -84,6 +84,7 @@ class Cluster:
         # Remote worker id -> (its last updated_at, our monotonic time when that value appeared).
         self._seen: dict[str, tuple[float, float]] = {}
         self._last: Optional[WorkerState] = None
+        self._last_good: dict[str, WorkerState] = {}
 
     @property
     def stale_after(self) -> float:
@@ -134,16 +135,25 @@ class Cluster:
         for path in self.dir.glob("*.json"):
             state = _parse(path)
             if state is None:
-                if _age(path) > self.stale_after:  # not a file being replaced right now
+                if _age(path) > self.stale_after:
                     log.warning("Ignoring and removing an invalid heartbeat file %s", path.name)
                     path.unlink(missing_ok=True)
-                continue
+                    self._last_good.pop(path.name, None)
+                    continue
+                # Caught mid-write (a filesystem without atomic renames): its last good state
+                # stands in, so a worker never drops out of a deploy's wait for one bad read.
+                state = self._last_good.get(path.name)
+                if state is None:
+                    continue
+            else:
+                self._last_good[path.name] = state
             verdict = self._alive(state)
             if verdict:
                 live.append(state)
             elif verdict is False:
                 path.unlink(missing_ok=True)
                 self._seen.pop(state.id, None)
+                self._last_good.pop(path.name, None)
                 if self.on_dead is not None and state.id != self.id:
                     self.on_dead(state.id)
         return sorted(live, key=lambda w: w.id)

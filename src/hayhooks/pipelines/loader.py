@@ -12,6 +12,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import itertools
+import os
 import sys
 import threading
 import traceback
@@ -81,7 +82,14 @@ class Loader:
         result = outcome[0]
         if isinstance(result, LoadedPipeline):
             return result
-        raise self._as_load_error(source.name, stage[0], result)
+        error = self._as_load_error(source.name, stage[0], result)
+        # Where the files happen to live on this server is nobody's business (SyntaxError
+        # messages, for one, carry the full path of the file).
+        hidden = str(Path(source.path).resolve().parent) + os.sep
+        if hidden in error.message:
+            error.message = error.message.replace(hidden, "")
+            error.args = (error.message,)
+        raise error
 
     def _as_load_error(self, name: str, stage: str, exc: BaseException) -> PipelineLoadError:
         if isinstance(exc, PipelineLoadError):

@@ -255,8 +255,12 @@ class PipelineService:
     async def deploy_files(
         self, name: str, files: dict[str, str], overwrite: bool = False, save_files: bool = True
     ) -> DeployResult:
-        validate_name(name)
-        checked = validate_files(files)
+        try:
+            validate_name(name)
+            checked = validate_files(files)
+        except HayhooksError as exc:
+            self._audit(name, "deploy", None, "refused", error=exc.message)
+            raise
         worker = self.cluster.id
         return await self._deploy(
             name, "wrapper", lambda: self.store.stage_folder(name, checked, worker), overwrite, save_files
@@ -270,13 +274,17 @@ class PipelineService:
         description: Optional[str] = None,
         save_file: bool = True,
     ) -> DeployResult:
-        validate_name(name)
-        if not isinstance(source_code, str) or not source_code.strip():
-            raise InvalidInput("'source_code' must be a non-empty YAML text")
         try:
-            data = yaml_pipeline.parse_yaml(name, source_code)
-        except PipelineLoadError as exc:
-            raise InvalidInput(exc.message) from exc
+            validate_name(name)
+            if not isinstance(source_code, str) or not source_code.strip():
+                raise InvalidInput("'source_code' must be a non-empty YAML text")
+            try:
+                data = yaml_pipeline.parse_yaml(name, source_code)
+            except PipelineLoadError as exc:
+                raise InvalidInput(exc.message) from exc
+        except HayhooksError as exc:
+            self._audit(name, "deploy", None, "refused", error=exc.message)
+            raise
         if description and "description" not in data:
             source_code = source_code.rstrip("\n") + f"\ndescription: {json.dumps(description)}\n"
         worker = self.cluster.id
@@ -467,7 +475,7 @@ class PipelineService:
         error: str = "",
     ) -> None:
         audit.info(
-            "pipeline=%s action=%s generation=%s outcome=%s workers=%s%s",
+            "pipeline=%r action=%s generation=%s outcome=%s workers=%s%s",
             name,
             action,
             "-" if generation is None else generation,
