@@ -373,6 +373,7 @@ class PipelineStore:
         for leftover in self.staging.iterdir():
             try:
                 if now - leftover.stat().st_mtime > _STAGING_LEFTOVER_AGE:
+                    log.warning("Removing a staging leftover of an interrupted commit: %s", leftover.name)
                     shutil.rmtree(leftover, ignore_errors=True)
             except FileNotFoundError:
                 continue
