@@ -3,7 +3,9 @@
 import asyncio
 import gc
 import weakref
+from pathlib import Path
 
+import pytest
 from conftest import copy_pipelines
 
 from hayhooks.pipelines.service import PipelineService, settle_heap
@@ -75,3 +77,22 @@ async def _eventually(predicate, timeout: float = 5.0) -> bool:
             return True
         await asyncio.sleep(0.05)
     return bool(predicate())
+
+
+async def test_a_read_only_pipelines_directory_is_served_and_deploys_answer_503():
+    """/sys/power exists and refuses writes, even to root (a stand-in for a read-only volume)."""
+    from hayhooks.errors import StoreUnavailable
+
+    read_only = Path("/sys/power")
+    if not read_only.is_dir():  # noqa: ASYNC240 - a test precondition
+        pytest.skip("needs a Linux sysfs directory as a read-only stand-in")
+    service = PipelineService(HayhooksSettings(pipelines_dir=read_only))
+    await service.start()
+    try:
+        assert await service.wait_ready(30) and service.store.read_only
+        assert not str(service.store.meta).startswith(str(read_only))
+        with pytest.raises(StoreUnavailable) as info:
+            await service.deploy_files("p", {"pipeline_wrapper.py": "x = 1\n"})
+        assert info.value.status_code == 503 and "/sys" not in info.value.message
+    finally:
+        await service.stop()

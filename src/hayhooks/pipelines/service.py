@@ -137,6 +137,7 @@ class PipelineService:
         self._loop = asyncio.get_running_loop()
         self._ready_event = asyncio.Event()
         await asyncio.to_thread(self.store.prepare)
+        self.cluster.dir = self.store.workers  # moved if the directory turned out read-only
         for extra in filter(None, (self.settings.additional_python_path or "").split(os.pathsep)):
             if extra not in sys.path:
                 sys.path.append(str(Path(extra).resolve()))  # noqa: ASYNC240 - once, at startup
@@ -296,7 +297,13 @@ class PipelineService:
         """Changes to one pipeline are serialised; different pipelines never wait for each other."""
         return self._name_locks.setdefault(name, asyncio.Lock())
 
+    def _writable(self, name: str, action: str) -> None:
+        if self.store.read_only:
+            self._audit(name, action, None, "refused", error="pipelines directory is read-only")
+            raise StoreUnavailable("The pipelines directory is read-only on this server: deploys are refused")
+
     async def _deploy(self, name: str, kind: str, stage: Any, overwrite: bool, save: bool) -> DeployResult:
+        self._writable(name, "deploy")
         async with self._lock_for(name):
             existed = bool(await asyncio.to_thread(self.store.locate, name))
             action = "overwrite" if existed else "deploy"
@@ -351,6 +358,7 @@ class PipelineService:
 
     async def undeploy(self, name: str) -> DeployResult:
         validate_name(name)
+        self._writable(name, "undeploy")
         async with self._lock_for(name):
             try:
                 generation = await _store_io(lambda: self.store.remove(name))
@@ -363,6 +371,7 @@ class PipelineService:
     async def rollback(self, name: str, version: Optional[str] = None) -> DeployResult:
         """Deploy an archived version again, with the same guarantee as a deploy."""
         validate_name(name)
+        self._writable(name, "rollback")
         async with self._lock_for(name):
             existed = bool(await asyncio.to_thread(self.store.locate, name))
             before = await asyncio.to_thread(self._newest_archived, name)

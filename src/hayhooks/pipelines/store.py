@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,19 +58,44 @@ _STAGING_LEFTOVER_AGE = 600.0
 class PipelineStore:
     def __init__(self, root: Path, archive_keep: int = 10) -> None:
         self.root = Path(root).resolve()
-        self.meta = self.root / META_DIR
+        self.archive_keep = max(1, archive_keep)
+        self.read_only = False
+        self._use_meta(self.root / META_DIR)
+
+    def _use_meta(self, meta: Path) -> None:
+        self.meta = meta
         self.ephemeral = self.meta / "ephemeral"
         self.staging = self.meta / "staging"
         self.work = self.meta / "work"
         self.archive = self.meta / "archive"
         self.workers = self.meta / "workers"
-        self.archive_keep = max(1, archive_keep)
         self._lock_path = self.meta / "lock"
         self._generation_path = self.meta / "generation"
         self._mirror_path = self.meta / "generation.mirror"
 
     def prepare(self) -> None:
-        """Create the directory and our bookkeeping folders (at startup, never at import)."""
+        """Create the directory and our bookkeeping folders (at startup, never at import).
+
+        A pipelines directory that exists but cannot be written (a read-only volume, a
+        ConfigMap) is still served: the bookkeeping moves to a folder of this host's temporary
+        directory, shared by the workers of this host, and deploys answer 503.
+        """
+        try:
+            self._create_meta()
+        except OSError as exc:
+            if not self.root.is_dir():
+                raise
+            digest = hashlib.blake2b(str(self.root).encode(), digest_size=8).hexdigest()
+            self.read_only = True
+            self._use_meta(Path(tempfile.gettempdir()) / f"hayhooks-{digest}")
+            log.warning(
+                "Pipelines directory %s is not writable (%s): serving it read-only, deploys are refused",
+                self.root,
+                exc.strerror or exc,
+            )
+            self._create_meta()
+
+    def _create_meta(self) -> None:
         for folder in (self.root, self.ephemeral, self.staging, self.work, self.archive, self.workers):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock_path.touch(exist_ok=True)
