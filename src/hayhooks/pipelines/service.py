@@ -225,8 +225,9 @@ class PipelineService:
             self.store.sweep_staging()
 
     def _on_change(self, changed: set[str]) -> None:
+        # Tell the deploy that waits for this worker first; then tidy the heap (~100 ms).
+        self.heartbeat.beat_now()
         settle_heap()
-        self.heartbeat.poke()
 
     # -- loading one version --------------------------------------------------------------------
     def _load_version(self, source: PipelineSource) -> LoadedPipeline:
