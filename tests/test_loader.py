@@ -124,6 +124,14 @@ def test_an_import_that_loops_is_bounded_by_the_setup_timeout(tmp_path):
     folder = _write_wrapper(tmp_path, "loops", "while True:\n    pass\n")
     with pytest.raises(PipelineLoadError, match="importing pipeline_wrapper.py did not finish within 1s"):
         Loader(setup_timeout=1).load(source(folder))
+    # The looping thread was stopped, not left burning a core.
+    import threading
+    import time
+
+    deadline = time.monotonic() + 10
+    while any(t.name == "hayhooks-load-loops" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "hayhooks-load-loops" for t in threading.enumerate())
     # Others load normally meanwhile (no global import lock is held by the parked thread).
     assert Loader(setup_timeout=5).load(source(SAMPLE_PIPELINES / "echo")).name == "echo"
 

@@ -332,8 +332,10 @@ def test_a_looping_import_at_startup_keeps_nobody_else_waiting(hayhooks_server, 
     server = hayhooks_server(
         pipelines_dir, "--workers", "2", env={"HAYHOOKS_SETUP_TIMEOUT": "8"}, ready_timeout=60
     )
-    status = fresh("GET", f"{server.url}/status").json()
-    assert any(f["name"] == "loops" for f in status["failed"])
+    wait_workers(server.url, 2)  # both settled (the first /ready may come from one worker only)
+    for _ in range(6):
+        status = fresh("GET", f"{server.url}/status").json()
+        assert [f["name"] for f in status["failed"]] == ["loops"], status
     assert_everywhere([(server.url, 2)], "healthy", "ok")
 
 

@@ -7,6 +7,7 @@ that into a reported failure, never a crashed server.
 from __future__ import annotations
 
 import builtins
+import ctypes
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -73,7 +74,10 @@ class Loader:
         thread.start()
         thread.join(self.setup_timeout or None)
         if thread.is_alive():
-            # A thread cannot be killed: a load that never returns stays parked in its daemon thread.
+            # A thread cannot be killed. Python code that loops gets an exception raised into it
+            # (so it stops burning a core); one blocked in C (a socket, a sleep) stays parked in
+            # its daemon thread until that call returns.
+            interrupt(thread)
             what = "setup()" if stage[0] == "setup" else f"importing {WRAPPER_FILE}"
             raise PipelineLoadError(
                 f"Pipeline '{source.name}': {what} did not finish within {self.setup_timeout:g}s "
@@ -131,6 +135,24 @@ class Loader:
         wrapper = cls()
         wrapper.setup()
         return wrapper
+
+
+class LoadAbandoned(BaseException):
+    """Raised into a load thread that ran past the setup timeout (user code should not catch it)."""
+
+
+def interrupt(thread: threading.Thread) -> bool:
+    """Ask CPython to raise ``LoadAbandoned`` in ``thread`` at its next bytecode boundary.
+
+    ``PyThreadState_SetAsyncExc`` is part of CPython's public C API; it is reached through ctypes
+    because Python exposes no wrapper for it.
+    """
+    if thread.ident is None:
+        return False
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(LoadAbandoned)
+    )
+    return bool(done == 1)
 
 
 def describe(source: PipelineSource, wrapper: BasePipelineWrapper) -> LoadedPipeline:
