@@ -299,12 +299,8 @@ def _drop_package(package: str) -> None:
     _BUILTINS_CACHE.pop(package, None)
 
 
-def forget_module(loaded: LoadedPipeline) -> None:
-    """Drop a replaced wrapper's modules from sys.modules so its code can be garbage-collected."""
-    drop_module(type(loaded.wrapper).__module__)
-
-
 def drop_module(module: str) -> None:
+    """Drop a retired version's modules from sys.modules so its code can be garbage-collected."""
     package = module.split(".")[0]
     if package.startswith(MODULE_PREFIX):
         _drop_package(package)

@@ -33,7 +33,7 @@ from hayhooks.errors import (
     SyncTimeout,
 )
 from hayhooks.pipelines import yaml_pipeline
-from hayhooks.pipelines.cluster import Cluster, Heartbeat, WorkerState
+from hayhooks.pipelines.cluster import Cluster, Heartbeat
 from hayhooks.pipelines.executor import Executor
 from hayhooks.pipelines.follow import Follower
 from hayhooks.pipelines.loader import Loader, drop_module
@@ -127,8 +127,6 @@ class PipelineService:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._sync_lock = threading.Lock()  # held for a snapshot and a swap, never across a load
         self._name_locks: dict[str, asyncio.Lock] = {}
-        self._workers_cache: list[WorkerState] = []
-        self._store_generation = 0
         self._last_sweep = 0.0
         self.registry.add_listener(self._on_change)
 
@@ -190,7 +188,6 @@ class PipelineService:
         """Reconcile the registry with the store; loads start in the background. Blocking, short."""
         with self._sync_lock:
             generation, snapshot = self.store.snapshot(floor=max(self.registry.seen, 0))
-            self._store_generation = generation
             before = self.registry.wanted()
             hand_edit = generation == self.registry.seen and self.ready
             changed = self.registry.reconcile(snapshot, generation, wait=False)
@@ -216,9 +213,9 @@ class PipelineService:
         }
 
     def _housekeeping(self) -> None:
-        """On the heartbeat thread: refresh the view of the cluster (for ``status``, read without
-        file I/O) and sweep leftovers of killed commits now and then."""
-        self._workers_cache = self.cluster.workers()
+        """On the heartbeat thread: prune dead workers (their version folders go with them) and
+        sweep leftovers of killed commits now and then."""
+        self.cluster.workers()
         now = time.monotonic()
         if now - self._last_sweep > 60:
             self._last_sweep = now
