@@ -611,13 +611,15 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
         setups.append(("1 instance, 1 worker", [servers.hayhooks("deploy-w1", "1", pipelines_dir=d1)], 1))
         d2 = servers.tmp / "deploy-w2"
         setups.append(("1 instance, --workers 2", [servers.hayhooks("deploy-w2", "2", pipelines_dir=d2)], 2))
+        d4 = servers.tmp / "deploy-w4"
+        setups.append(("1 instance, --workers 4", [servers.hayhooks("deploy-w4", "4", pipelines_dir=d4)], 4))
         d3 = servers.tmp / "deploy-shared"
         pair = [
             servers.hayhooks("deploy-a", "1", pipelines_dir=d3),
             servers.hayhooks("deploy-b", "1", pipelines_dir=d3),
         ]
         setups.append(("2 instances (1 worker each), shared dir", pair, 2))
-        for d in (d1, d2, d3):
+        for d in (d1, d2, d4, d3):
             d.mkdir(exist_ok=True)
         for _, group, _ in setups:
             for s in group:

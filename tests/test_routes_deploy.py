@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from pathlib import Path
 
@@ -38,7 +39,7 @@ async def test_deploy_run_undeploy_cycle(app_client, pipelines_dir):
     assert (await client.post("/greet/run", json={"name": "Bo"})).status_code == 404
     assert "/greet/run" not in (await client.get("/openapi.json")).json()["paths"]
     assert not (pipelines_dir / "greet").exists()
-    archived = list((pipelines_dir / ".hayhooks" / "archive").glob("greet-*/greet/pipeline_wrapper.py"))
+    archived = list((pipelines_dir / ".hayhooks" / "archive").glob("greet/*/greet/pipeline_wrapper.py"))
     assert len(archived) == 1, "undeploy must keep the user's files in the archive"
 
 
@@ -69,7 +70,7 @@ async def test_duplicate_deploy_is_409_and_overwrite_replaces(app_client, pipeli
     )
     assert r.status_code == 200 and r.json()["action"] == "redeployed", r.text
     assert (await client.post("/v/run", json={})).json() == {"result": "two"}
-    assert list((pipelines_dir / ".hayhooks" / "archive").glob("v-*/v/pipeline_wrapper.py")), (
+    assert list((pipelines_dir / ".hayhooks" / "archive").glob("v/*/v/pipeline_wrapper.py")), (
         "old version archived"
     )
 
@@ -346,7 +347,44 @@ async def test_deploy_runs_setup_once_and_serves_files_next_to_the_wrapper(
     assert r.status_code == 200, r.text
     assert (await client.post("/once/run", json={})).json() == {"result": "v2"}
     assert len(log_path.read_text().splitlines()) == 2
-    # Only the version being served keeps its staged files.
-    assert len(list((pipelines_dir / ".hayhooks" / "staging").iterdir())) == 1
+    # Only the version being served keeps its folder (released with its last reference).
+    work = pipelines_dir / ".hayhooks" / "work"
+    gc.collect()
+    assert len(list(work.glob("*/*"))) == 1
     assert (await client.post("/undeploy/once")).status_code == 200
+    gc.collect()
+    assert list(work.glob("*/*")) == [] and list((pipelines_dir / ".hayhooks" / "staging").iterdir()) == []
+
+
+async def test_history_and_rollback_routes_are_admin_guarded_and_restore_a_version(app_client, pipelines_dir):
+    client = await app_client(pipelines_dir, admin_token="s3cret", archive_keep=2)
+    auth = {"Authorization": "Bearer s3cret"}
+    assert (await client.get("/pipelines/h/history")).status_code == 401
+    assert (await client.post("/pipelines/h/rollback")).status_code == 401
+    for value in ("one", "two", "three"):
+        r = await client.post(
+            "/deploy-files",
+            json={"name": "h", "files": wrapper_returning(value), "overwrite": True},
+            headers=auth,
+        )
+        assert r.status_code == 200, r.text
+    versions = (await client.get("/pipelines/h/history", headers=auth)).json()["versions"]
+    assert [v["current"] for v in versions] == [True, False, False], "two archived versions kept"
+    r = await client.post("/pipelines/h/rollback", json={"version": versions[-1]["version"]}, headers=auth)
+    assert r.status_code == 200 and r.json()["action"] == "rolled back", r.text
+    assert (await client.post("/h/run", json={})).json() == {"result": "one"}
+    r = await client.post("/pipelines/h/rollback", headers=auth)  # no body: the newest archived
+    assert r.status_code == 200, r.text
+    assert (await client.post("/h/run", json={})).json() == {"result": "three"}
+    assert (await client.get("/pipelines/nope/history", headers=auth)).status_code == 404
+
+
+async def test_an_unwritable_directory_answers_503_without_paths(app_client, pipelines_dir):
+    client = await app_client(pipelines_dir)
+    work = pipelines_dir / ".hayhooks" / "work"
+    os.rename(work, pipelines_dir / ".hayhooks" / "work.away")
+    work.write_text("")  # every write below it fails, as on a read-only mount (chmod does not stop root)
+    r = await client.post("/deploy-files", json={"name": "nowhere", "files": wrapper_returning("x")})
+    assert r.status_code == 503, r.text
+    assert str(pipelines_dir) not in r.text and "Traceback" not in r.text
     assert list((pipelines_dir / ".hayhooks" / "staging").iterdir()) == []

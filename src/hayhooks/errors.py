@@ -85,6 +85,13 @@ class Forbidden(HayhooksError):
     status_code = 403
 
 
+class StoreUnavailable(HayhooksError):
+    """The pipelines directory cannot be written (read-only, full, permissions)."""
+
+    status_code = 503
+    headers = {"Retry-After": "5"}
+
+
 class SyncTimeout(HayhooksError):
     """A change was committed but not every live worker confirmed serving it in time."""
 

@@ -247,6 +247,13 @@ class HayhooksSettings(BaseSettings):
         64_000, ge=256, description="Largest stream chunk; longer ones are truncated with a marker."
     )
 
+    # Deploy engine: archive of replaced versions (issue 10)
+    archive_keep: int = Field(
+        10,
+        ge=1,
+        description="Archived (replaced or undeployed) versions kept per pipeline for history and rollback.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_log_variable(cls, data: Any) -> Any:

@@ -125,7 +125,9 @@ def two_instances(hayhooks_server, pipelines_dir):
 
 
 def worker_pids(url: str) -> set[int]:
-    return {int(w["id"].rsplit("-", 1)[1]) for w in fresh("GET", f"{url}/status").json()["workers"]}
+    # Worker ids are admin details: through the balancer only the admin token shows them.
+    status = fresh("GET", f"{url}/status", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    return {int(w["id"].rsplit("-", 1)[1]) for w in status["workers"]}
 
 
 def children(pid: int) -> set[int]:
@@ -179,8 +181,9 @@ def test_deploy_through_balancer_is_served_by_every_worker_of_both_instances(bal
     after = spread("POST", f"{url}/who/run", 100, json={})
     assert {(r.status_code, r.json()["result"]["version"]) for r in after} == {(200, "v2")}
 
-    # `hayhooks status --url <balancer>` lists the workers of both instances.
-    result = run_cli("status", "--url", url)
+    # `hayhooks status --url <balancer>` lists the workers of both instances (worker ids are admin
+    # details: through a proxy only the token shows them).
+    result = run_cli("status", "--url", url, "--token", TOKEN)
     assert result.returncode == 0, result.stderr
     assert "4 worker(s)" in result.stdout and "Workers (4)" in result.stdout
     for pid in pids:

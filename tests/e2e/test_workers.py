@@ -116,13 +116,16 @@ def test_overwrite_under_load_loses_nothing(hayhooks_server, pipelines_dir):
     live_workers(server.url, 2)
     assert deploy(server.url, "busy", whoami("old", delay=0.02)).status_code == 200
 
-    results: list[tuple[int, str]] = []
+    results: list[tuple[float, int, str]] = []  # (when the request was sent, status, version)
     stop = threading.Event()
 
     def hammer() -> None:
         while not stop.is_set():
+            sent = time.monotonic()
             r = fresh("POST", f"{server.url}/busy/run", json={})
-            results.append((r.status_code, r.json()["result"]["version"] if r.status_code == 200 else r.text))
+            results.append(
+                (sent, r.status_code, r.json()["result"]["version"] if r.status_code == 200 else r.text)
+            )
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
@@ -130,19 +133,19 @@ def test_overwrite_under_load_loses_nothing(hayhooks_server, pipelines_dir):
     try:
         wait_until(lambda: len(results) >= 20, timeout=30)
         r = deploy(server.url, "busy", whoami("new", delay=0.02), overwrite=True)
+        returned = time.monotonic()
         assert r.status_code == 200, r.text
-        after_deploy = len(results)
-        wait_until(lambda: len(results) >= after_deploy + 40, timeout=30)
+        wait_until(lambda: sum(1 for sent, _, _ in results if sent > returned) >= 40, timeout=30)
     finally:
         stop.set()
         for t in threads:
             t.join(30)
-    assert [r for r in results if r[0] != 200] == []
-    assert {v for _, v in results} == {"old", "new"}
-    # Once the deploy call returned, nobody is served the old version (allow the requests that
-    # were already in flight when it returned: at most one per client thread).
-    tail = [v for _, v in results[after_deploy + len(threads) :]]
-    assert tail and set(tail) == {"new"}
+    assert [x for x in results if x[1] != 200] == []
+    assert {v for _, _, v in results} == {"old", "new"}
+    # Every request sent after the deploy call returned is served the new version (requests
+    # already in flight when it returned may finish on the old one).
+    after = [v for sent, _, v in results if sent > returned]
+    assert len(after) >= 40 and set(after) == {"new"}
 
 
 def test_failed_overwrite_keeps_old_version_on_every_worker(hayhooks_server, pipelines_dir):

@@ -274,6 +274,12 @@ class HayhooksClient:
     def undeploy(self, name: str) -> Any:
         return self._request("POST", f"/undeploy/{_quote(name)}")
 
+    def history(self, name: str) -> Any:
+        return self._request("GET", f"/pipelines/{_quote(name)}/history", short=True)
+
+    def rollback(self, name: str, version: Optional[str] = None) -> Any:
+        return self._request("POST", f"/pipelines/{_quote(name)}/rollback", json={"version": version})
+
     def run(self, name: str, params: dict[str, Any], files: Optional[list[UploadFile]] = None) -> Any:
         path = f"/{_quote(name)}/run"
         if not files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -190,6 +191,54 @@ def undeploy(
                 return
             raise
     confirmation("undeployed", name, body)
+
+
+# -- history and rollback ------------------------------------------------------------------------
+
+
+@pipeline_app.command("history")
+def history(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the pipeline.", show_default=False)],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List the deployed version and the archived ones (newest first) that a rollback can restore."""
+    with handle_errors(auth_hint=True):
+        with make_client(url, token) as client:
+            body = client.history(name)
+    if json_output:
+        print_result(body)
+        return
+    versions = body.get("versions", []) if isinstance(body, dict) else []
+    lines = [f"{'VERSION':<26} {'ACTION':<12} {'GENERATION':>10}  {'ORIGIN':<9} AT (UTC)"]
+    for v in versions:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(v.get("at", 0))))
+        action = "deployed" if v.get("current") else str(v.get("action", ""))
+        generation = "" if v.get("current") else str(v.get("generation", ""))
+        lines.append(
+            f"{v.get('version', ''):<26} {action:<12} {generation:>10}  {v.get('origin', ''):<9} {at}"
+        )
+    print_result("\n".join(lines))
+
+
+@pipeline_app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the pipeline.", show_default=False)],
+    to: Annotated[
+        Optional[str],
+        typer.Option(
+            "--to", metavar="VERSION", help="Archived version to restore (default: the newest one)."
+        ),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Deploy an archived version again; succeeds only once every worker serves it."""
+    with handle_errors(auth_hint=True):
+        with make_client(url, token) as client, progress(f"Rolling back '{name}'..."):
+            body = client.rollback(name, to)
+    confirmation("rolled back", name, body)
 
 
 # -- run -----------------------------------------------------------------------------------------

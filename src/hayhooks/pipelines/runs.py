@@ -37,6 +37,9 @@ from hayhooks.pipelines.wrapper import implemented_method
 
 log = logging.getLogger("hayhooks")
 
+# Items an async stream may produce in a row before the event loop is given a turn.
+_YIELD_EVERY = 64
+
 # Seconds a run lasts before the client's connection is watched for a disconnect.
 _WATCH_AFTER = 0.05
 
@@ -308,6 +311,7 @@ class RunStream:
         self._obs = obs
         self._over = False
         self._async: Optional[AsyncIterator[Any]] = None
+        self._unyielded = 0
         self._steps: Optional[SyncSteps] = None
         if isinstance(source, AsyncIterable):
             self._async = aiter(source)
@@ -335,6 +339,13 @@ class RunStream:
                     item = await self._async.__anext__()
                 else:
                     item = await self._bounded_step()
+                self._unyielded += 1
+                if self._unyielded >= _YIELD_EVERY:
+                    # An async generator that never awaits, written to a socket that never blocks,
+                    # would hold the event loop: no disconnect, timeout or other request would be
+                    # noticed. Let the loop run now and then.
+                    self._unyielded = 0
+                    await asyncio.sleep(0)
             else:
                 assert self._steps is not None
                 item = await self._steps.next(self._deadline)

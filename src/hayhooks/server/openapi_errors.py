@@ -93,7 +93,8 @@ _UNDEPLOY_ERRORS: dict[str, str] = {
 def document_fixed_routes(paths: dict[str, Any]) -> None:
     """Complete the answers of the deploy routes in a generated document (in place)."""
     for path, item in paths.items():
-        errors = _UNDEPLOY_ERRORS if path.startswith("/undeploy") else _DEPLOY_ERRORS
+        # Undeploy, history and rollback name an existing pipeline: 404 when there is none.
+        errors = _UNDEPLOY_ERRORS if path.startswith(("/undeploy", "/pipelines/")) else _DEPLOY_ERRORS
         for operation in item.values():
             if not isinstance(operation, dict) or "deploy" not in operation.get("tags", ()):
                 continue

@@ -1,9 +1,10 @@
-"""Deploy and undeploy routes: translate JSON to ``PipelineService`` calls, nothing more."""
+"""Deploy, undeploy, history and rollback routes (all admin-guarded): translate JSON to ``PipelineService`` calls, nothing more."""
 
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from hayhooks.server.auth import require_admin
 
@@ -81,6 +82,27 @@ async def deploy_yaml(body: DeployYamlRequest, request: Request) -> dict[str, An
 async def deploy_legacy(body: LegacyDeployRequest, request: Request) -> dict[str, Any]:
     result = await request.app.state.service.deploy_yaml(body.name, body.source_code)
     return deployed(result)
+
+
+class RollbackRequest(BaseModel):
+    version: Optional[str] = Field(
+        None, description="Archived version to restore (see the history route); default: the newest one"
+    )
+
+
+@router.get("/pipelines/{name}/history")
+async def history(name: str, request: Request) -> dict[str, Any]:
+    """The deployed version and the archived ones (newest first) a rollback can restore."""
+    service = request.app.state.service
+    versions = await run_in_threadpool(service.history, name)
+    return {"name": name, "versions": versions}
+
+
+@router.post("/pipelines/{name}/rollback")
+async def rollback(name: str, request: Request, body: Optional[RollbackRequest] = None) -> dict[str, Any]:
+    """Deploy an archived version again, with the same every-worker guarantee as a deploy."""
+    result = await request.app.state.service.rollback(name, body.version if body else None)
+    return result.to_dict()
 
 
 @router.post("/undeploy/{name}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Optional
+from typing import Any, Literal, Optional, get_args
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -21,8 +21,28 @@ from hayhooks.durable.models import STATUSES, TERMINAL, Execution, request_hash
 from hayhooks.durable.spec import durable_spec
 from hayhooks.durable.worker import DurableRuntime
 from hayhooks.errors import HayhooksError, InvalidInput, PipelineNotFound
+from hayhooks.server.openapi_errors import error
 
-router = APIRouter(tags=["durable"])
+# Every answer these routes give besides their success, in the one error shape (its ``detail`` is a
+# message, or the validation errors of a 422).
+# The states an execution can be in (``STATUSES``), as the query filter's schema.
+ExecutionStatus = Literal["queued", "running", "waiting", "completed", "failed", "canceled"]
+
+assert set(get_args(ExecutionStatus)) == set(STATUSES)
+
+router = APIRouter(
+    tags=["durable"],
+    responses={
+        400: error("The request is malformed"),
+        404: error("No pipeline, or no execution, of that name"),
+        409: error("The execution is not in a state that allows this, or an Idempotency-Key conflict"),
+        413: error("The payload exceeds the durable size limits"),
+        422: error("Invalid input: the request body, query or resume payload"),
+        429: error("Too many unfinished executions", retry_after=True),
+        501: error("The pipeline has no run_durable method"),
+        503: error("The execution store is unreachable", retry_after=True),
+    },
+)
 
 _STREAM_POLL_SECONDS = 0.1
 _STREAM_KEEPALIVE_SECONDS = 15.0
@@ -106,12 +126,10 @@ async def run_durable(
 async def list_executions(
     name: str,
     request: Request,
-    status: Optional[str] = Query(None, description=f"One of {', '.join(STATUSES)}"),
+    status: Optional[ExecutionStatus] = Query(None, description="Only executions in this state"),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
     records, total = await asyncio.to_thread(
         _runtime(request).store.list_executions, name, status, limit, offset
     )
