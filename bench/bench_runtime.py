@@ -12,18 +12,16 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 import time
 from typing import Any
 
 from bench.run import (
     Servers,
+    baseline_row,
     fmt_range,
     interleaved,
-    med,
     memory,
-    pair_ratios,
     wait_ready,
     wrk,
 )
@@ -47,23 +45,8 @@ def bench_io(args: argparse.Namespace) -> dict[str, Any]:
                     args.reps,
                     lambda s, conc=conc: wrk(f"{s.url}/io_sync/run", IO_BODY, conc, args.duration),
                 )
-                b, h = res[base.label], res[hay.label]
-                ratios = pair_ratios(h, b)
-                row = {
-                    "workers": workers,
-                    "connections": conc,
-                    "baseline_rps": med(b, "rps"),
-                    "hayhooks_rps": med(h, "rps"),
-                    "ratio_median": statistics.median(ratios),
-                    "ratios": ratios,
-                    "baseline_p50_ms": med(b, "p50_us") / 1e3,
-                    "hayhooks_p50_ms": med(h, "p50_us") / 1e3,
-                    "baseline_p99_ms": med(b, "p99_us") / 1e3,
-                    "hayhooks_p99_ms": med(h, "p99_us") / 1e3,
-                    "errors": sum(r["errors"] for r in b + h),
-                    "loadavg": [r["loadavg_before"] for r in b + h],
-                    "raw": res,
-                }
+                row = baseline_row(res, base.label, hay.label, workers=workers, connections=conc)
+                ratios = row["ratios"]
                 out["rows"].append(row)
                 print(
                     f"  io_sync w={workers} c={conc}: baseline {row['baseline_rps']:.0f} rps, hayhooks "

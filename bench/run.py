@@ -365,6 +365,27 @@ def fmt_range(values: list[float]) -> str:
 
 
 # -- a. per-request overhead ---------------------------------------------------------------------
+def baseline_row(res: dict[str, Any], base: str, hay: str, **keys: Any) -> dict[str, Any]:
+    """One table row from interleaved wrk runs: medians of each side and the hayhooks/baseline ratio
+    of every back-to-back pair (median and all of them), with the load before each run."""
+    b, h = res[base], res[hay]
+    ratios = pair_ratios(h, b)
+    return {
+        **keys,
+        "baseline_rps": med(b, "rps"),
+        "hayhooks_rps": med(h, "rps"),
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "baseline_p50_ms": med(b, "p50_us") / 1e3,
+        "hayhooks_p50_ms": med(h, "p50_us") / 1e3,
+        "baseline_p99_ms": med(b, "p99_us") / 1e3,
+        "hayhooks_p99_ms": med(h, "p99_us") / 1e3,
+        "errors": sum(r["errors"] for r in b + h),
+        "loadavg": [r["loadavg_before"] for r in b + h],
+        "raw": res,
+    }
+
+
 def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": []}
     with Servers() as servers:
@@ -384,23 +405,8 @@ def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
                         f"{s.url}/{path}/run", body, conc, args.duration
                     ),
                 )
-                b, h = res[base.label], res[hay.label]
-                ratios = pair_ratios(h, b)
-                row = {
-                    "path": path,
-                    "connections": conc,
-                    "baseline_rps": med(b, "rps"),
-                    "hayhooks_rps": med(h, "rps"),
-                    "ratio_median": statistics.median(ratios),
-                    "ratios": ratios,
-                    "baseline_p50_ms": med(b, "p50_us") / 1e3,
-                    "hayhooks_p50_ms": med(h, "p50_us") / 1e3,
-                    "baseline_p99_ms": med(b, "p99_us") / 1e3,
-                    "hayhooks_p99_ms": med(h, "p99_us") / 1e3,
-                    "errors": sum(r["errors"] for r in b + h),
-                    "loadavg": [r["loadavg_before"] for r in b + h],
-                    "raw": res,
-                }
+                row = baseline_row(res, base.label, hay.label, path=path, connections=conc)
+                ratios = row["ratios"]
                 out["rows"].append(row)
                 print(
                     f"  overhead {path} c={conc}: baseline {row['baseline_rps']:.0f} rps, hayhooks "
