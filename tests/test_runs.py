@@ -145,8 +145,8 @@ def test_a_client_that_disconnects_cancels_its_async_run(live_app, pipelines_dir
     marker = tmp_path / "marker"
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/sleepy_async/run", json={"seconds": 60, "marker": str(marker)}, timeout=0.5)
-    wait_until(lambda: marker.exists(), timeout=15)
-    assert marker.read_text() == "cancelled"
+    # Wait for the whole word: the file exists a moment before its text is written.
+    wait_until(lambda: marker.exists() and marker.read_text() == "cancelled", timeout=15)
 
 
 # -- one error path ----------------------------------------------------------------------------------
