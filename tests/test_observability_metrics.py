@@ -125,20 +125,19 @@ async def test_metrics_can_be_turned_off(app_client, pipelines_dir):
 
 
 def test_metrics_need_an_api_key_when_keys_are_configured():
-    from types import SimpleNamespace
-
     from hayhooks.errors import Unauthorized
     from hayhooks.observability.access import metrics_key_ok
+    from hayhooks.settings import HayhooksSettings
 
-    settings = SimpleNamespace(api_keys=["k1", "k2"], metrics_public=False)
+    settings = HayhooksSettings(api_keys=["k1", "k2"], metrics_public=False)
     metrics_key_ok(settings, {"authorization": "Bearer k2"})
     metrics_key_ok(settings, {"x-api-key": "k1"})
     with pytest.raises(Unauthorized):
         metrics_key_ok(settings, {})
     with pytest.raises(Unauthorized):
         metrics_key_ok(settings, {"authorization": "Bearer nope"})
-    metrics_key_ok(SimpleNamespace(api_keys=["k1"], metrics_public=True), {})
-    metrics_key_ok(SimpleNamespace(api_keys=None, metrics_public=False), {})
+    metrics_key_ok(HayhooksSettings(api_keys=["k1"], metrics_public=True), {})
+    metrics_key_ok(HayhooksSettings(api_keys=[], metrics_public=False), {})
 
 
 def test_grafana_dashboard_queries_use_only_exported_metrics():

@@ -1,7 +1,7 @@
 """Who may read ``/metrics`` and ``/traces``.
 
-``metrics_key_ok`` is the one place the metrics route asks about API keys; when the server's API
-keys land (``HAYHOOKS_API_KEYS``, decided in ``hayhooks/security.py``) it should call that check.
+``/metrics`` asks the same API-key question as every serving route (``hayhooks.security``), with
+one exception of its own: ``HAYHOOKS_METRICS_PUBLIC``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from hayhooks.errors import Forbidden, Unauthorized
+from hayhooks.security import Caller, require_api_key
 from hayhooks.settings import is_loopback
 
 
@@ -21,23 +22,11 @@ def _presented(headers: Mapping[str, str]) -> Optional[str]:
     return headers.get("x-api-key") or None
 
 
-def _configured_keys(settings: Any) -> list[str]:
-    keys = getattr(settings, "api_keys", None)
-    if not keys:
-        return []
-    if isinstance(keys, str):
-        return [k.strip() for k in keys.split(",") if k.strip()]
-    return [str(getattr(k, "get_secret_value", lambda k=k: k)()) for k in keys]
-
-
 def metrics_key_ok(settings: Any, headers: Mapping[str, str]) -> None:
     """``/metrics`` needs an API key when keys are configured, unless ``HAYHOOKS_METRICS_PUBLIC``."""
-    keys = _configured_keys(settings)
-    if not keys or settings.metrics_public:
+    if settings.metrics_public:
         return
-    given = _presented(headers)
-    if given is None or not any(hmac.compare_digest(given, key) for key in keys):
-        raise Unauthorized("/metrics needs an API key (or set HAYHOOKS_METRICS_PUBLIC=true)")
+    require_api_key(settings, Caller(headers=headers))
 
 
 def traces_allowed(settings: Any, headers: Mapping[str, str], local_address: Optional[str]) -> None:
