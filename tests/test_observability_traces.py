@@ -53,3 +53,12 @@ async def test_traces_without_tokens_only_on_loopback(app_client, pipelines_dir)
 async def test_recent_runs_can_be_turned_off(app_client, pipelines_dir):
     client = await app_client(pipelines_dir, recent_runs=0)
     assert (await client.get("/traces")).status_code == 501
+
+
+async def test_traces_without_tokens_refuse_proxied_or_rebound_requests(app_client, pipelines_dir):
+    """Loopback-bound is not enough: like deploys, only a genuinely local request reads /traces."""
+    client = await app_client(pipelines_dir)
+    assert (await client.get("/traces")).status_code == 200
+    assert (await client.get("/traces", headers={"X-Forwarded-For": "203.0.113.9"})).status_code == 403
+    assert (await client.get("/traces", headers={"Host": "evil.example"})).status_code == 403
+    assert (await client.get("/traces", headers={"Origin": "http://evil.example"})).status_code == 403

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from hayhooks.errors import NotSupported
 from hayhooks.observability.access import metrics_key_ok, traces_allowed
 from hayhooks.observability.runs import observer_of
+from hayhooks.security import Caller
 
 router = APIRouter(tags=["observability"])
 
@@ -31,8 +32,7 @@ async def metrics(request: Request) -> Response:
 @router.get("/traces", summary="Recent pipeline runs of every worker, with per-component timings")
 async def traces(request: Request, limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:
     service = request.app.state.service
-    server = request.scope.get("server")
-    traces_allowed(service.settings, request.headers, server[0] if server else None)
+    traces_allowed(service.settings, Caller.from_scope(request.scope))
     observer = observer_of(service)
     if observer is None or observer.recent is None:
         raise NotSupported("The recent-runs record is off (HAYHOOKS_RECENT_RUNS=0)")
