@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -175,6 +176,16 @@ class LiveServer:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
 
+def _admin_headers(env: dict[str, str]) -> dict[str, str]:
+    """A credential /status accepts on a server started with ``env`` (admin token or first API key)."""
+    token = env.get("HAYHOOKS_ADMIN_TOKEN", "")
+    keys = env.get("HAYHOOKS_API_KEYS", "").strip()
+    if not token and keys:
+        parsed = json.loads(keys) if keys.startswith("[") else keys.split(",")
+        token = str(parsed[0]).strip() if parsed else ""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 @pytest.fixture
 def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Factory: a real ``hayhooks run`` subprocess on a free port, ready when returned."""
@@ -203,10 +214,21 @@ def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         server = LiveServer(f"http://127.0.0.1:{port}", port, proc, log_path)
         started.append(server)
 
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+
         def ready() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-            return httpx.get(f"{server.url}/ready", timeout=2).status_code == 200
+            if httpx.get(f"{server.url}/ready", timeout=2).status_code != 200:
+                return False
+            if workers == 1:
+                return True
+            # /ready speaks for the worker that answered; wait until every worker has settled.
+            status = httpx.get(f"{server.url}/status", headers=_admin_headers(full_env), timeout=2)
+            if status.status_code != 200:
+                return False
+            listed = status.json().get("workers", [])
+            return len(listed) >= workers and all(w.get("ready") for w in listed)
 
         wait_until(ready, timeout=ready_timeout, interval=0.1)
         return server

@@ -556,6 +556,7 @@ class PipelineService:
                     "generation": w.generation,
                     "pipelines": w.pipelines,
                     "in_sync": w.generation >= latest,
+                    "ready": not w.loading,
                 }
                 for w in workers
             ],
