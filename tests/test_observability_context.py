@@ -52,3 +52,21 @@ def test_excluded_prefixes_setting_takes_json_or_comma_lists(monkeypatch):
     assert HayhooksSettings().access_log_excluded_path_prefixes == ["/health", "/ready"]
     monkeypatch.delenv("HAYHOOKS_ACCESS_LOG_EXCLUDED_PATH_PREFIXES")
     assert HayhooksSettings().access_log_excluded_path_prefixes == []
+
+
+def test_generated_request_ids_are_unique_hex_and_differ_in_a_forked_child():
+    import os
+
+    from hayhooks.observability import context
+
+    ids = {context.new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its sequence must not repeat the parent's
+        os.write(write, context.new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child[:20] != context.new_request_id()[:20]

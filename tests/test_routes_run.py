@@ -262,3 +262,19 @@ async def test_admission_bound_answers_503_instead_of_queueing_forever(app_clien
     module.GATE.set()
     assert [r.json()["result"] for r in await asyncio.gather(*held)] == ["done", "done"]
     assert (await client.post("/slow/run", json={"release": True})).status_code == 200
+
+
+async def test_the_run_route_goes_first_but_never_shadows_a_fixed_route(app_client, pipelines_dir):
+    """``/{name}/run`` is matched before every other route (routing cost), yet declines reserved
+    names: ``POST /undeploy/run`` still undeploys a pipeline called "run"."""
+    copy_pipelines(pipelines_dir, "echo")
+    (pipelines_dir / "echo").rename(pipelines_dir / "run")
+    client = await app_client(pipelines_dir)
+    assert (await client.post("/run/run", json={"name": "Ada"})).json() == {"result": "Hello Ada!"}
+    app_routes = client.app.router.routes  # type: ignore[attr-defined]
+    assert getattr(app_routes[0], "path", None) == "/{name}/run"
+    undeployed = await client.post("/undeploy/run")
+    assert undeployed.status_code == 200, undeployed.text
+    assert (await client.post("/run/run", json={"name": "Ada"})).status_code == 404
+    refused = await client.post("/status/run", json={})
+    assert refused.status_code in (404, 405)  # a fixed first segment is never a pipeline

