@@ -1,34 +1,13 @@
 """PipelineService pieces not covered through the HTTP routes."""
 
 import asyncio
-import gc
-import weakref
 from pathlib import Path
 
 import pytest
 from conftest import copy_pipelines
 
-from hayhooks.pipelines.service import PipelineService, settle_heap
+from hayhooks.pipelines.service import PipelineService
 from hayhooks.settings import HayhooksSettings
-
-
-class Cycle:
-    pass
-
-
-def test_settle_heap_freezes_long_lived_objects_and_frees_retired_ones():
-    settle_heap()
-    assert gc.get_freeze_count() > 0
-    a, b = Cycle(), Cycle()
-    a.other, b.other = b, a  # only the cyclic collector can free these
-    settle_heap()  # they are now frozen along with everything else alive
-    ref = weakref.ref(a)
-    del a, b
-    gc.collect()
-    assert ref() is not None, "frozen objects are out of the collector's reach"
-    settle_heap()  # a change of the pipeline set: unfreeze, collect, freeze again
-    assert ref() is None, "what was retired since the last freeze is freed"
-    gc.unfreeze()
 
 
 async def test_hand_edits_are_noticed_through_filesystem_events(app_client, pipelines_dir):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
-import gc
 import logging
 import os
 import sys
@@ -37,6 +36,7 @@ from hayhooks.pipelines.cluster import Cluster, Heartbeat
 from hayhooks.pipelines.deploy_meta import DeployMeta
 from hayhooks.pipelines.executor import Executor
 from hayhooks.pipelines.follow import Follower
+from hayhooks.pipelines.heap import HeapSettler
 from hayhooks.pipelines.ignore import IgnoreRules
 from hayhooks.pipelines.loader import Loader, drop_module
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
@@ -98,20 +98,6 @@ def _release_version(store: PipelineStore, version_dir: Path, module: str) -> No
     store.release(version_dir)
 
 
-def settle_heap() -> None:
-    """Keep long-lived objects out of the cyclic garbage collector's way.
-
-    Haystack, the server and the loaded pipelines are ~150k tracked objects that live as long as
-    the process; a full collection that walks them all shows up as a 100 ms stall in request
-    tails. Freezing them after each load makes collections see only per-request garbage. Unfreezing
-    first lets the collection free what a reload or undeploy retired, so nothing leaks. The cost is
-    one collection per change of the pipeline set, never per request.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-
-
 class PipelineService:
     def __init__(self, settings: HayhooksSettings) -> None:
         self.settings = settings
@@ -135,6 +121,7 @@ class PipelineService:
         self._sync_lock = threading.Lock()  # held for a snapshot and a swap, never across a load
         self._name_locks: dict[str, asyncio.Lock] = {}
         self._last_sweep = 0.0
+        self.heap = HeapSettler()
         self.registry.add_listener(self._on_change)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -167,6 +154,7 @@ class PipelineService:
         await asyncio.to_thread(self.heartbeat.stop)
         await asyncio.to_thread(self.cluster.leave)
         self.executor.shutdown()
+        await asyncio.to_thread(self.heap.stop)
         await asyncio.to_thread(self.store.forget_worker, self.cluster.id)
 
     async def wait_ready(self, timeout: float = 300.0) -> bool:
@@ -229,9 +217,9 @@ class PipelineService:
             self.store.sweep_staging()
 
     def _on_change(self, changed: set[str]) -> None:
-        # Tell the deploy that waits for this worker first; then tidy the heap (~100 ms).
+        # Tell the deploy that waits for this worker first; tidy the heap later, off its path.
         self.heartbeat.beat_now()
-        settle_heap()
+        self.heap.poke()
 
     # -- loading one version --------------------------------------------------------------------
     def _load_version(self, source: PipelineSource) -> LoadedPipeline:
