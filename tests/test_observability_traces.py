@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from conftest import SAMPLE_PIPELINES
 
@@ -62,3 +63,20 @@ async def test_traces_without_tokens_refuse_proxied_or_rebound_requests(app_clie
     assert (await client.get("/traces", headers={"X-Forwarded-For": "203.0.113.9"})).status_code == 403
     assert (await client.get("/traces", headers={"Host": "evil.example"})).status_code == 403
     assert (await client.get("/traces", headers={"Origin": "http://evil.example"})).status_code == 403
+
+
+async def test_a_sync_streaming_generator_run_records_its_components(app_client, pipelines_dir):
+    """streaming_generator drives the pipeline on a background loop thread: its component timings
+    still land in the run's record (the run's context goes with the pipeline onto that loop)."""
+    fixtures = Path(__file__).parent / "fixtures" / "openai_pipelines"
+    shutil.copytree(fixtures / "chat_sync", pipelines_dir / "chat_sync")
+    client = await app_client(pipelines_dir, additional_python_path=str(Path(__file__).parent))
+    r = await client.post(
+        "/v1/chat/completions",
+        json={"model": "chat_sync", "messages": [{"role": "user", "content": "Ada"}], "stream": True},
+    )
+    assert r.status_code == 200 and "[DONE]" in r.text
+    runs = (await client.get("/traces", params={"limit": 1})).json()["runs"]
+    assert runs[0]["pipeline"] == "chat_sync" and runs[0]["outcome"] == "ok"
+    names = [c["name"] for c in runs[0]["components"]]
+    assert "prompt" in names and "llm" in names, runs[0]
