@@ -593,8 +593,10 @@ class RedisCluster(Cluster):
                 self._forget(worker_id)
                 if state is not None and self.on_dead is not None and state.id != self.id:
                     self.on_dead(state.id)
-        if self._last is not None and self.id not in raw:
-            live.append(self._last)  # our own beat is on its way
+        # This instance's own workers always count, even before their next beat reaches Redis
+        # (a Redis that just came back empty): a deploy never skips waiting for a local worker.
+        known = {w.id for w in live}
+        live.extend(w for w in super().workers() if w.id not in known)
         return sorted(live, key=lambda w: w.id)
 
     def _forget(self, worker_id: str) -> None:
