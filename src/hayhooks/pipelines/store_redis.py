@@ -206,40 +206,60 @@ class RedisPipelineStore(PipelineStore):
         local = {key: entry["local"] for key, entry in record["entries"].items()}
         return sorted(key for key in set(found) | set(local) if found.get(key) != local.get(key))
 
-    def _read_state(self) -> tuple[Optional[int], dict[str, dict[str, Any]], bool]:
+    def _read_head(self) -> tuple[Optional[int], Optional[int]]:
+        """Redis's generation (None: Redis is empty) and, for a seed, the generation of the
+        committed state it was taken from (None: the state comes from real commits)."""
+
+        def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(self.k("generation"))
+            pipe.get(self.k("seeded"))
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        gen, seeded = self._call(read)
+        return (None if gen is None else int(gen)), (None if seeded is None else int(seeded))
+
+    def _read_state(self) -> tuple[Optional[int], dict[str, dict[str, Any]], Optional[int]]:
         def read() -> list[Any]:
             pipe = self.client.pipeline(transaction=True)
             pipe.get(self.k("generation"))
             pipe.hgetall(self.k("entries"))
-            pipe.exists(self.k("seeded"))
+            pipe.get(self.k("seeded"))
             return pipe.execute()  # type: ignore[no-any-return]
 
         gen, entries, seeded = self._call(read)
         return (
             (None if gen is None else int(gen)),
             {k: json.loads(v) for k, v in entries.items()},
-            bool(seeded),
+            (None if seeded is None else int(seeded)),
         )
 
     def converge(self) -> int:
-        """Make the local copy what Redis holds (seeding an empty Redis from it). Idempotent."""
+        """Make the local copy what Redis holds (seeding an empty Redis from it). Idempotent.
+
+        Cheap when nothing changed: two GETs and a scan of the local copy (no file contents).
+        """
         record = self._record()
-        generation, state, seeded = self._read_state()
-        local_gen = max(record["generation"], PipelineStore.generation(self))
-        if generation is None or (seeded and record["generation"] > generation):
-            self._seed(replace=generation is not None)
-            generation, state, seeded = self._read_state()
-        elif generation < local_gen and record["generation"] >= 0:
-            # Redis lost its data and was written since: never move this copy's counter back.
-            self._raise_generation(local_gen + 1)
-            generation, state, seeded = self._read_state()
+        generation, seeded = self._read_head()
+        committed = int(record.get("committed", record["generation"]))
+        if generation is None or (seeded is not None and committed > seeded):
+            # Redis is empty (new, or restarted without persistence), or holds a seed older than
+            # this copy: this copy becomes the state. Never loses a deploy Redis forgot.
+            self._seed()
+            generation, seeded = self._read_head()
+        elif generation < record["generation"]:
+            # Redis lost its data and was written since: never move the counter back.
+            self._raise_generation(record["generation"] + 1)
+            generation, seeded = self._read_head()
         if generation is None:
             return -1
-        drift = self._drift(record)
-        if generation == record["generation"] and not drift:
+        if generation == record["generation"] and not self._drift(record):
             return generation
         with self.locked(exclusive=True):
             record = self._record()
+            generation, state, seeded = self._read_state()  # read under the lock: never apply an older one
+            if generation is None or generation < record["generation"]:
+                return record["generation"]
             drift = self._drift(record)
             if generation == record["generation"] and not drift:
                 return generation
@@ -249,10 +269,12 @@ class RedisPipelineStore(PipelineStore):
                     "overwritten with the store's version (the Redis store is the source of truth)",
                     ", ".join(drift),
                 )
-            self._apply(generation, state, record)
+            self._apply(generation, state, record, generation if seeded is None else seeded)
         return generation
 
-    def _apply(self, generation: int, state: dict[str, dict[str, Any]], record: dict[str, Any]) -> None:
+    def _apply(
+        self, generation: int, state: dict[str, dict[str, Any]], record: dict[str, Any], committed: int
+    ) -> None:
         """Under the exclusive lock: write Redis's entries in place, drop the others."""
         kept: dict[str, dict[str, str]] = {}
         bases = {"saved": self.root, "ephemeral": self.ephemeral}
@@ -287,37 +309,52 @@ class RedisPipelineStore(PipelineStore):
             kept[key] = {"fingerprint": version["fingerprint"], "local": local}
         for key, src in present.items():
             if key not in state:
+                if key not in record["entries"]:
+                    log.warning("Removing '%s' from the local copy: the Redis store does not hold it", key)
                 _delete(Path(src.path))
-        self._write_record({"generation": generation, "entries": kept})
+        self._write_record({"generation": generation, "committed": committed, "entries": kept})
         self._write_generation(generation)
 
-    def _seed(self, replace: bool) -> None:
-        """Fill an empty Redis (or replace an older seed) from the local copy, atomically."""
+    def _seed(self) -> None:
+        """Fill an empty Redis (or replace an older seed) from the local copy, atomically.
+
+        A copy that was never a mirror (a first start: bundled examples) seeds its saved
+        pipelines only; a mirror's save_files=false deploys belong to the running cluster too.
+        """
         record = self._record()
+        committed = int(record.get("committed", record["generation"]))
         with self.locked(exclusive=True):
-            found = _scan(self.root, "saved", self.ignore) + _scan(self.ephemeral, "ephemeral", self.ignore)
+            found = _scan(self.root, "saved", self.ignore)
+            if record["generation"] >= 0:
+                found += _scan(self.ephemeral, "ephemeral", self.ignore)
             versions = {
                 f"{src.origin}/{src.name}": self._version(src.name, Path(src.path), src.origin, 0)
                 for src in found
             }
-            mine = max(record["generation"], PipelineStore.generation(self))
+            floor = max(record["generation"], PipelineStore.generation(self))
+        seeded = False
 
         def seed(pipe: Any) -> None:
-            current = pipe.get(self.k("generation"))
-            if current is not None and not (
-                replace and pipe.exists(self.k("seeded")) and record["generation"] > int(current)
-            ):
+            nonlocal seeded
+            current, source = pipe.get(self.k("generation")), pipe.get(self.k("seeded"))
+            if current is not None and (source is None or committed <= int(source)):
                 return  # someone else seeded (or committed) first: we converge on theirs
-            new = max(mine, int(current or 0)) + 1
+            new = max(floor, int(current or 0)) + 1
             pipe.multi()
             pipe.delete(self.k("entries"))
             for key, version in versions.items():
                 pipe.hset(self.k("entries"), key, json.dumps({**version, "generation": new}))
             pipe.set(self.k("generation"), new)
-            pipe.set(self.k("seeded"), "1")
+            pipe.set(self.k("seeded"), committed)
+            seeded = True
 
         self._call(lambda: self.client.transaction(seed, self.k("generation"), self.k("seeded")))
-        log.info("Pipelines store (Redis) seeded from the local copy: %d pipeline(s)", len(versions))
+        if seeded:
+            log.warning(
+                "Pipelines store (Redis) was empty or held an older seed: seeded from this instance's "
+                "local copy (%d pipeline(s))",
+                len(versions),
+            )
 
     def _raise_generation(self, floor: int) -> None:
         def bump(pipe: Any) -> None:
