@@ -4,6 +4,7 @@ A real redis-server (no persistence) on a free loopback port."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,3 +149,37 @@ def test_settings_pick_the_backend(tmp_path: Path) -> None:
     assert isinstance(store, RedisPipelineStore) and store.prefix == "hayhooks:store"
     with pytest.raises(ValueError, match="unsupported store URL scheme"):
         HayhooksSettings(pipelines_dir=tmp_path, store_url="memcached://127.0.0.1:1")
+
+
+def test_invalid_entries_in_redis_are_never_written(
+    make: Callable[..., RedisPipelineStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    a = make(0)
+    deploy(a, "good", "fine")
+    entries = f"{a.prefix}:entries"
+    a.client.hset(
+        entries,
+        "saved/evil",
+        json.dumps({"entry": "evil", "files": {"../../escape": "eA=="}, "fingerprint": "x"}),
+    )
+    a.client.hset(entries, "other/name", json.dumps({"entry": "name", "files": {}, "fingerprint": "x"}))
+    a.client.hset(entries, "saved/broken", "not json")
+    a.client.incr(f"{a.prefix}:generation")
+    b = make(1)
+    with caplog.at_level(logging.WARNING, logger="hayhooks"):
+        assert [e.name for e in b.snapshot()[1]] == ["good"]
+    assert not (b.root.parent / "escape").exists() and not (b.root / "evil").exists()
+    assert "invalid entry" in caplog.text
+
+
+def test_a_missing_redis_client_is_named_with_its_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "redis" else real(name, *a)
+    )
+    with pytest.raises(ValueError, match=r'pip install "hayhooks\[redis\]"'):
+        HayhooksSettings(pipelines_dir=tmp_path, store_url="redis://127.0.0.1:1/0")

@@ -228,11 +228,14 @@ class RedisPipelineStore(PipelineStore):
             return pipe.execute()  # type: ignore[no-any-return]
 
         gen, entries, seeded = self._call(read)
-        return (
-            (None if gen is None else int(gen)),
-            {k: json.loads(v) for k, v in entries.items()},
-            (None if seeded is None else int(seeded)),
-        )
+        state: dict[str, dict[str, Any]] = {}
+        for key, text in entries.items():
+            version = _valid_version(key, text)
+            if version is None:
+                log.warning("Ignoring an invalid entry %r of the pipelines store (Redis)", key)
+                continue
+            state[key] = version
+        return (None if gen is None else int(gen)), state, (None if seeded is None else int(seeded))
 
     def converge(self) -> int:
         """Make the local copy what Redis holds (seeding an empty Redis from it). Idempotent.
@@ -660,6 +663,32 @@ def _parse_state(worker_id: str, text: str) -> Optional[WorkerState]:
         and isinstance(state.failed, dict)
     )
     return state if valid else None
+
+
+def _valid_version(key: str, text: str) -> Optional[dict[str, Any]]:
+    """A stored version we can write safely: known origin, a plain folder name, relative paths."""
+    try:
+        origin, name = key.split("/", 1)
+        version = json.loads(text)
+        if not name or name.startswith((".", "_")) or any(c in name for c in "/\\\0"):
+            return None
+        entry, files = version["entry"], version["files"]
+        ok = (
+            origin in ("saved", "ephemeral")
+            and entry in (name, *(f"{name}{s}" for s in YAML_SUFFIXES))
+            and isinstance(files, dict)
+            and isinstance(version["fingerprint"], str)
+            and all(
+                isinstance(rel, str)
+                and isinstance(data, str)
+                and ".." not in rel.split("/")
+                and not rel.startswith("/")
+                for rel, data in files.items()
+            )
+        )
+        return version if ok else None  # type: ignore[no-any-return]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _paths(base: Path, name: str) -> list[Path]:
