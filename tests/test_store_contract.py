@@ -194,3 +194,27 @@ def test_snapshot_holds_every_committed_pipeline(make: MakeStore) -> None:
     assert [e.name for e in entries] == names
     for name in names:
         assert f'"{name}"' in served_text(b, name)
+
+
+def test_concurrent_first_deploys_of_one_name_from_two_instances_let_one_win(make: MakeStore) -> None:
+    import threading
+
+    stores = [make(0), make(1)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def attempt(store: PipelineStore, reply: str) -> None:
+        barrier.wait()
+        try:
+            deploy(store, "race", reply)
+            outcomes.append("ok")
+        except PipelineExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=attempt, args=(s, f"r{i}")) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["exists", "ok"]
+    assert len({served_text(s, "race") for s in stores}) == 1

@@ -158,8 +158,11 @@ class RedisPipelineStore(PipelineStore):
         return -1 if value is None else int(value)
 
     def snapshot(self, floor: int = 0) -> tuple[int, list[PipelineSource]]:
-        """Converge the local copy on Redis (if reachable), then read the local copy."""
-        if self.reachable():
+        """Converge the local copy on Redis (if reachable), then read the local copy.
+
+        A local copy that cannot be written (``read_only``) is served as it is.
+        """
+        if self.reachable() and not self.read_only:
             try:
                 self.converge()
             except StoreUnavailable:
