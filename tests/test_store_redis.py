@@ -183,3 +183,17 @@ def test_a_missing_redis_client_is_named_with_its_extra(
     )
     with pytest.raises(ValueError, match=r'pip install "hayhooks\[redis\]"'):
         HayhooksSettings(pipelines_dir=tmp_path, store_url="redis://127.0.0.1:1/0")
+
+
+def test_a_copy_that_served_a_higher_generation_raises_redis_counter(
+    make: Callable[..., RedisPipelineStore],
+) -> None:
+    a = make(0)
+    generation, _ = deploy(a, "chat", "one")
+    b = make(1)
+    write_wrapper(b.root / "old", "from a directory-store past")
+    b._write_generation(generation + 40)  # its workers served generation+40 before Redis was reachable
+    seen, entries = b.snapshot()
+    assert seen > generation + 40
+    assert [e.name for e in entries] == ["chat"]
+    assert a.generation() == seen

@@ -253,9 +253,10 @@ class RedisPipelineStore(PipelineStore):
             # this copy: this copy becomes the state. Never loses a deploy Redis forgot.
             self._seed()
             generation, seeded = self._read_head()
-        elif generation < record["generation"]:
-            # Redis lost its data and was written since: never move the counter back.
-            self._raise_generation(record["generation"] + 1)
+        elif generation < (floor := max(record["generation"], PipelineStore.generation(self))):
+            # Redis lost its data and was written since, or this copy served a higher local
+            # generation while Redis was away: workers never see the counter go back.
+            self._raise_generation(floor + 1)
             generation, seeded = self._read_head()
         if generation is None:
             return -1
