@@ -97,7 +97,8 @@ def test_instances_sharing_only_redis_converge_and_survive_an_outage(hayhooks_se
     workers = all_in_sync(a.url, 4)
     pids = {w["id"].rsplit("-", 1)[1] for w in workers}
     assert {w["id"] for w in all_in_sync(b.url, 4)} == {w["id"] for w in workers}
-    wait_until(lambda: fresh("POST", f"{b.url}/bundled/run", json={}).status_code == 200, timeout=30)
+    # B pulled everything before it reported ready.
+    assert versions(b.url, "bundled")[:2] == ({200}, {"bundled"})
     assert (dir_b / "bundled" / "pipeline_wrapper.py").is_file()
 
     # Deploy through A: every worker of both instances serves it when the call returns.
@@ -116,6 +117,13 @@ def test_instances_sharing_only_redis_converge_and_survive_an_outage(hayhooks_se
     assert r.status_code == 200 and r.json()["workers"] == 4, r.text
     for server in (a, b):
         assert versions(server.url, "who")[:2] == ({200}, {"v2"})
+    # A rollback through A (history lives in Redis) brings v1 back everywhere.
+    history = fresh("GET", f"{b.url}/pipelines/who/history").json()
+    assert [v["current"] for v in history["versions"]][:2] == [True, False], history
+    r = fresh("POST", f"{a.url}/pipelines/who/rollback")
+    assert r.status_code == 200 and r.json()["workers"] == 4, r.text
+    for server in (a, b):
+        assert versions(server.url, "who")[:2] == ({200}, {"v1"})
     assert fresh("POST", f"{a.url}/undeploy/who").status_code == 200
     for server in (a, b):
         assert [r.status_code for r in spread("POST", f"{server.url}/who/run", 30, json={})] == [404] * 30
