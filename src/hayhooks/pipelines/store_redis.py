@@ -131,7 +131,10 @@ class RedisPipelineStore(PipelineStore):
             if not self._down:
                 self._down = True
                 log.warning("Pipelines store (Redis) unreachable: serving the local copy (%s)", exc)
-            raise StoreUnavailable(f"The pipelines store (Redis) is unreachable right now: {exc}") from exc
+            # The reason (host, port) goes to the log, not to the client.
+            raise StoreUnavailable(
+                "The pipelines store (Redis) is unreachable right now: changes are refused until it is back"
+            ) from exc
         if self._down:
             self._down = False
             log.info("Pipelines store (Redis) reachable again")
