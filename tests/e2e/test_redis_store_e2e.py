@@ -185,3 +185,24 @@ def test_hand_edits_of_the_local_copy_are_overwritten(hayhooks_server, tmp_path,
     assert fresh("POST", f"{server.url}/edited/run", json={}).json()["result"]["version"] == "stored"
     assert "hand edits" in server.log()
     assert httpx.get(f"{server.url}/status", timeout=10).json()["pipelines"] == ["edited"]
+
+
+def test_a_version_failing_on_another_instance_is_reverted_everywhere(hayhooks_server, tmp_path, redis_proc):
+    """Instance B cannot load the new version (its environment lacks something): the deploy through
+    A answers 422 naming B's worker, and every worker of both instances serves the old version."""
+    env = {"HAYHOOKS_STORE_URL": f"redis://127.0.0.1:{redis_proc.port}/0"}
+    a = hayhooks_server(tmp_path / "a", env=env)
+    b = hayhooks_server(tmp_path / "b", env={**env, "HAYHOOKS_TEST_FAIL_HERE": "1"})
+    all_in_sync(a.url, 2)
+    assert deploy(a.url, "picky", whoami("old")).status_code == 200
+    picky = whoami("new")["pipeline_wrapper.py"].replace(
+        "    def setup(self) -> None:\n        pass\n",
+        "    def setup(self) -> None:\n"
+        "        if os.environ.get('HAYHOOKS_TEST_FAIL_HERE'):\n"
+        "            raise RuntimeError('missing on this instance')\n",
+    )
+    r = deploy(a.url, "picky", {"pipeline_wrapper.py": picky}, overwrite=True)
+    assert r.status_code == 422, r.text
+    assert "missing on this instance" in r.text
+    for server in (a, b):
+        assert versions(server.url, "picky", 20)[:2] == ({200}, {"old"})
