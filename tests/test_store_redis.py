@@ -17,8 +17,9 @@ from tests.test_store_contract import WRAPPER, deploy, served_text
 
 from hayhooks.errors import StoreUnavailable
 from hayhooks.pipelines.backends import open_store
+from hayhooks.pipelines.cluster_redis import RedisCluster
 from hayhooks.pipelines.store import PipelineStore
-from hayhooks.pipelines.store_redis import RedisCluster, RedisPipelineStore
+from hayhooks.pipelines.store_redis import RedisPipelineStore
 from hayhooks.settings import HayhooksSettings
 
 
