@@ -9,6 +9,9 @@ ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 # -- build: install hayhooks and its dependencies into a virtual environment ---------------------
 FROM ${BASE_IMAGE} AS build
+# Optional parts installed in the image (comma list of pyproject extras): `redis` lets the image use
+# the Redis pipelines store (HAYHOOKS_STORE_URL, the Helm chart's store.type=redis). Empty = none.
+ARG EXTRAS=redis
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -17,7 +20,7 @@ RUN python3 -m venv /opt/hayhooks
 # Dependencies first, so a source change does not reinstall them.
 COPY pyproject.toml README.md ./
 RUN /opt/hayhooks/bin/python -m pip install --no-cache-dir --upgrade pip \
-    && /opt/hayhooks/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && /opt/hayhooks/bin/python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e.strip() for e in os.environ.get('EXTRAS', '').split(',') if e.strip()]; print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" > /tmp/requirements.txt \
     && /opt/hayhooks/bin/python -m pip install --no-cache-dir -r /tmp/requirements.txt
 COPY src ./src
 RUN /opt/hayhooks/bin/python -m pip install --no-cache-dir --no-deps . \

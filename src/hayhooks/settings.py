@@ -7,6 +7,7 @@ callers build a settings object in ``create_app`` / ``main``.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -254,6 +255,18 @@ class HayhooksSettings(BaseSettings):
         description="Archived (replaced or undeployed) versions kept per pipeline for history and rollback.",
     )
 
+    # Networked pipelines store (issue 12 point 3): Redis as the source of truth, for instances
+    # that share no filesystem. Empty = the pipelines directory alone (the default).
+    store_url: str = Field(
+        "",
+        description="Where deployed pipelines live: empty = the pipelines directory (default); "
+        "`redis://host:6379/0` (or `rediss://`, `unix://`) = a Redis store shared by every instance, "
+        "each keeping its pipelines directory as a local copy. Needs `hayhooks[redis]`.",
+    )
+    store_key_prefix: str = Field(
+        "hayhooks:store", description="Prefix of every Redis key the pipelines store writes."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_log_variable(cls, data: Any) -> Any:
@@ -284,6 +297,23 @@ class HayhooksSettings(BaseSettings):
                 except ValueError as exc:
                     raise ValueError(f"not a valid JSON list: {exc}") from None
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, value: str) -> str:
+        """Refuse at startup what we cannot serve, with the fix, rather than on the first deploy."""
+        value = (value or "").strip()
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"unsupported store URL scheme {scheme or value!r}: use redis://, rediss:// or unix:// "
+                "(or leave it empty for the pipelines directory)"
+            )
+        if importlib.util.find_spec("redis") is None:
+            raise ValueError('a Redis store needs the redis client: pip install "hayhooks[redis]"')
         return value
 
     @field_validator("workers")

@@ -32,7 +32,8 @@ from hayhooks.errors import (
 )
 from hayhooks.observability.runs import counts_deploys
 from hayhooks.pipelines import yaml_pipeline
-from hayhooks.pipelines.cluster import Cluster, Heartbeat
+from hayhooks.pipelines.backends import open_store
+from hayhooks.pipelines.cluster import Heartbeat
 from hayhooks.pipelines.deploy_meta import DeployMeta
 from hayhooks.pipelines.executor import Executor
 from hayhooks.pipelines.follow import Follower
@@ -102,14 +103,12 @@ class PipelineService:
     def __init__(self, settings: HayhooksSettings) -> None:
         self.settings = settings
         self.ignore_rules = IgnoreRules(settings.files_to_ignore_patterns)
-        self.store = PipelineStore(settings.pipelines_dir, settings.archive_keep, ignore=self.ignore_rules)
+        self.store = open_store(settings, self.ignore_rules)
         allowed = [m.strip() for m in settings.yaml_allowed_modules.split(",") if m.strip()]
         self.loader = Loader(settings.show_tracebacks, allowed, settings.setup_timeout)
         self.registry = Registry(self._load_version, unload=self._retire)
         self.executor = Executor(settings.resolved_thread_pool_size, settings.max_queued_runs)
-        self.cluster = Cluster(
-            self.store.workers, settings.heartbeat_interval, on_dead=self.store.forget_worker
-        )
+        self.cluster = self.store.make_cluster(settings.heartbeat_interval, on_dead=self.store.forget_worker)
         self.heartbeat = Heartbeat(self.cluster, self._heartbeat_state, on_tick=self._housekeeping)
         self.follower = Follower(self)
         self.ready = False
@@ -316,6 +315,7 @@ class PipelineService:
             if existed and not overwrite:
                 self._audit(name, action, None, "refused", error="already exists")
                 raise PipelineExists(f"Pipeline '{name}' already exists; use overwrite to replace it")
+            before = await asyncio.to_thread(self._newest_archived, name)  # the store may be down: 503
             staged = await _store_io(stage)
             # Load (and setup()) the new version before anything serves it: a failing version
             # never replaces a working one, in memory or on disk.
@@ -328,7 +328,6 @@ class PipelineService:
                 await asyncio.to_thread(self.store.discard, staged)
                 self._audit(name, action, None, "failed", error=str(exc))
                 raise
-            before = await asyncio.to_thread(self._newest_archived, name)
             try:
                 generation, source = await _store_io(
                     lambda: self._commit_and_adopt(candidate, staged, save, overwrite)

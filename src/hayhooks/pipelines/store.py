@@ -42,6 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from hayhooks.errors import PipelineExists, PipelineNotFound
+from hayhooks.pipelines.cluster import Cluster
 from hayhooks.pipelines.ignore import IgnoreRules
 from hayhooks.pipelines.models import PipelineSource
 
@@ -57,6 +58,8 @@ _STAGING_LEFTOVER_AGE = 600.0
 
 
 class PipelineStore:
+    backend = "directory"
+
     def __init__(self, root: Path, archive_keep: int = 10, ignore: Optional[IgnoreRules] = None) -> None:
         self.root = Path(root).resolve()
         # HAYHOOKS_FILES_TO_IGNORE_PATTERNS: never copied into place, never a reason to reload.
@@ -75,6 +78,10 @@ class PipelineStore:
         self._lock_path = self.meta / "lock"
         self._generation_path = self.meta / "generation"
         self._mirror_path = self.meta / "generation.mirror"
+
+    def make_cluster(self, heartbeat_interval: float, on_dead: Optional[Callable[[str], None]]) -> Cluster:
+        """Where this store's workers announce themselves: heartbeat files next to the pipelines."""
+        return Cluster(self.workers, heartbeat_interval, on_dead=on_dead)
 
     def prepare(self) -> None:
         """Create the directory and our bookkeeping folders (at startup, never at import).
