@@ -47,6 +47,7 @@ from bench.run import (
     machine,
     observe,
     probe_wrapper,
+    timed_deploy,
     wait_ready,
     wrk,
 )
@@ -140,14 +141,7 @@ def bench_nginx(args: argparse.Namespace) -> dict[str, Any]:
                 deploys = []
                 for i in range(args.deploys):
                     load = loadavg()
-                    with httpx.Client(timeout=30) as client:  # built before t0: TLS setup is not timed
-                        t0 = time.monotonic()
-                        r = client.post(
-                            f"{balancer.url}/deploy-files",
-                            json={"name": f"probe_{i}", "files": probe_wrapper(str(i))},
-                            headers={"connection": "close", **AUTH},
-                        )
-                        returned = time.monotonic() - t0
+                    r, t0, returned = timed_deploy(balancer.url, f"probe_{i}", probe_wrapper(str(i)), AUTH)
                     if r.status_code != 200:
                         raise RuntimeError(f"deploy failed: {r.status_code} {r.text}")
                     seen = observe(clients, [balancer.url], f"probe_{i}", total, t0)

@@ -26,10 +26,10 @@ import httpx
 from bench.run import (
     Servers,
     free_port,
-    fresh_request,
     loadavg,
     observe,
     probe_wrapper,
+    timed_deploy,
     wait_ready_empty,
 )
 
@@ -101,14 +101,7 @@ def bench_store(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(args.deploys):
                     name = f"probe_{i}"
                     load = loadavg()
-                    t0 = time.monotonic()
-                    r = fresh_request(
-                        "POST",
-                        f"{group[0].url}/deploy-files",
-                        json={"name": name, "files": probe_wrapper(str(i))},
-                        timeout=30,
-                    )
-                    returned = time.monotonic() - t0
+                    r, t0, returned = timed_deploy(group[0].url, name, probe_wrapper(str(i)))
                     if r.status_code != 200:
                         raise RuntimeError(f"deploy failed: {r.status_code} {r.text}")
                     seen = observe(clients, [s.url for s in group], name, 2, t0)

@@ -194,6 +194,23 @@ class Servers:
         return server
 
 
+def timed_deploy(
+    base_url: str, name: str, files: dict[str, str], headers: Optional[dict[str, str]] = None
+) -> tuple[httpx.Response, float, float]:
+    """``POST /deploy-files`` on a new connection: (response, t0, seconds the call took).
+
+    The client is built before t0: its TLS setup (~60 ms loading the CA bundle, even for
+    http://) is the client's time, not the server's."""
+    with httpx.Client(timeout=30) as client:
+        t0 = time.monotonic()
+        r = client.post(
+            f"{base_url}/deploy-files",
+            json={"name": name, "files": files},
+            headers={"connection": "close", **(headers or {})},
+        )
+        return r, t0, time.monotonic() - t0
+
+
 def fresh_request(method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One request on its own connection (so the kernel may hand it to any worker)."""
     with httpx.Client(timeout=10) as client:
@@ -643,16 +660,7 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(args.deploys):
                 name = f"probe_{i}"
                 load = loadavg()
-                # The client is built before t0: its TLS setup (~60 ms loading the CA bundle, even
-                # for http://) is not the server's time. The request still opens a new connection.
-                with httpx.Client(timeout=30) as deployer:
-                    t0 = time.monotonic()
-                    r = deployer.post(
-                        f"{group[0].url}/deploy-files",
-                        json={"name": name, "files": probe_wrapper(str(i))},
-                        headers={"connection": "close"},
-                    )
-                    returned = time.monotonic() - t0
+                r, t0, returned = timed_deploy(group[0].url, name, probe_wrapper(str(i)))
                 if r.status_code != 200:
                     raise RuntimeError(f"deploy failed: {r.status_code} {r.text}")
                 seen = observe(clients, urls, name, pids, t0)
