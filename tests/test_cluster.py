@@ -57,6 +57,23 @@ async def test_wait_for_one_pipeline_reports_who_serves_and_who_failed(tmp_path)
     assert [w.id for w in outcome.lagging] == [cluster.id]
 
 
+async def test_wait_for_returns_at_once_when_a_later_change_replaced_this_one(tmp_path):
+    """A concurrent deploy of the same name committed after this one: the worker settled the later
+    generation and serves its version. That is not lagging (it will never serve this one), and the
+    caller must not wait out the timeout."""
+    cluster = Cluster(tmp_path, heartbeat_interval=1.0)
+    cluster.beat(4, 1, 1, seen=4, served={"a": "fp4"})
+    started = time.monotonic()
+    outcome = await cluster.wait_for(3, timeout=30, name="a", fingerprint="fp3")
+    assert time.monotonic() - started < 5
+    assert outcome.lagging == [] and [w.id for w in outcome.superseded] == [cluster.id]
+    outcome = await cluster.wait_for(3, timeout=30, name="a")  # an undeploy, redeployed since
+    assert outcome.lagging == [] and [w.id for w in outcome.superseded] == [cluster.id]
+    cluster.beat(3, 1, 1, seen=4, served={"a": "fp2"})  # still settling: lagging, not superseded
+    outcome = await cluster.wait_for(3, timeout=0.2, name="a", fingerprint="fp3")
+    assert [w.id for w in outcome.lagging] == [cluster.id] and outcome.superseded == []
+
+
 def test_a_busy_or_restarting_worker_of_this_host_stays_live(tmp_path):
     """Liveness on this host is the process itself, not the freshness of its heartbeat."""
     cluster = Cluster(tmp_path, heartbeat_interval=0.1)

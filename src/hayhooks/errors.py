@@ -92,6 +92,13 @@ class StoreUnavailable(HayhooksError):
     headers = {"Retry-After": "5"}
 
 
+class ChangeSuperseded(HayhooksError):
+    """A change was committed, but another change of the same pipeline (a concurrent deploy, maybe
+    through another instance) replaced it before every worker served it: the later one is served."""
+
+    status_code = 409
+
+
 class SyncTimeout(HayhooksError):
     """A change was committed but not every live worker confirmed serving it in time."""
 

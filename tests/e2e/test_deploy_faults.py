@@ -561,3 +561,36 @@ def test_sys_exit_in_a_wrapper_and_an_unwritable_directory_answer_cleanly(hayhoo
         os.chmod(pipelines_dir / ".hayhooks", 0o755)
     assert list((pipelines_dir / ".hayhooks" / "staging").iterdir()) == []
     assert fresh("GET", f"{server.url}/health").status_code == 200
+
+
+# -- concurrent overwrites of one pipeline through two instances --------------------------------------
+
+
+def test_concurrent_overwrites_through_two_instances_answer_at_once(hayhooks_server, pipelines_dir):
+    """Two instances overwrite the same pipeline at the same moment. The later commit wins; the
+    earlier call must not wait out the sync timeout for workers that will never serve it: it answers
+    409 (superseded) at once, or 200 if every worker served it before the later commit."""
+    env = {"HAYHOOKS_DEPLOY_SYNC_TIMEOUT": "40"}
+    a = hayhooks_server(pipelines_dir, env=env)
+    b = hayhooks_server(pipelines_dir, env=env)
+    wait_workers(a.url, 2)
+    assert deploy(a.url, "race", wrapper("v0")).status_code == 200
+    slow = "time.sleep(1.0)"  # both candidates load side by side, so the commits land close together
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        via_a = pool.submit(deploy, a.url, "race", wrapper("va", setup=slow), overwrite=True)
+        via_b = pool.submit(deploy, b.url, "race", wrapper("vb", setup=slow), overwrite=True)
+        answers = {"va": via_a.result(), "vb": via_b.result()}
+    assert time.monotonic() - started < 20, "nobody waits for the 40 s sync timeout"
+    assert sorted(r.status_code for r in answers.values()) in ([200, 200], [200, 409]), {
+        v: r.text for v, r in answers.items()
+    }
+    for r in answers.values():
+        if r.status_code == 409:
+            assert "changed again" in r.json()["detail"], r.text
+    winner = max(
+        (v for v, r in answers.items() if r.status_code == 200),
+        key=lambda v: answers[v].json()["generation"],
+    )
+    assert_everywhere([(a.url, 1), (b.url, 1)], "race", winner)
+    assert on_disk(pipelines_dir, "race") == winner

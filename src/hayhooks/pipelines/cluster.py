@@ -56,11 +56,13 @@ class WorkerState:
 
 @dataclass
 class Outcome:
-    """What ``wait_for`` saw: who has not caught up, and who failed to load the change."""
+    """What ``wait_for`` saw: who has not caught up, who failed to load the change, and who already
+    serves a later change of the same pipeline (another deploy replaced this one meanwhile)."""
 
     lagging: list[WorkerState]
     failed: list[tuple[WorkerState, str]]
     workers: list[WorkerState]
+    superseded: list[WorkerState] = field(default_factory=list)
 
 
 StateFn = Callable[[], dict[str, Any]]
@@ -200,6 +202,7 @@ class Cluster:
             workers = await asyncio.to_thread(self.workers)
             lagging: list[WorkerState] = []
             failed: list[tuple[WorkerState, str]] = []
+            superseded: list[WorkerState] = []
             for w in workers:
                 if name is None:
                     if w.generation < generation:
@@ -209,16 +212,20 @@ class Cluster:
                     lagging.append(w)
                 elif fingerprint is None:
                     if name in w.served:
-                        lagging.append(w)
+                        (superseded if w.generation > generation else lagging).append(w)
                 elif w.served.get(name) == fingerprint:
                     continue
                 elif _failed_at(w, name) == fingerprint:
                     failed.append((w, str(w.failed[name][1])))
+                elif w.generation > generation:
+                    # Settled a later generation and serves something else under this name: a
+                    # concurrent deploy (perhaps through another instance) replaced this one.
+                    superseded.append(w)
                 else:
                     lagging.append(w)
             now = time.monotonic()
             if (not lagging) or now >= deadline:
-                return Outcome(lagging, failed, workers)
+                return Outcome(lagging, failed, workers, superseded)
             # Other workers usually answer within tens of milliseconds: look often at first (a
             # read of a few small files), then settle into a slower pace for a slow setup().
             await asyncio.sleep(0.01 if now - started < 1.0 else 0.05)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 from hayhooks.errors import (
+    ChangeSuperseded,
     HayhooksError,
     InvalidInput,
     PipelineExists,
@@ -422,6 +423,13 @@ class PipelineService:
         timeout = self.settings.deploy_sync_timeout
         outcome = await self.cluster.wait_for(generation, timeout, name, fingerprint)
         ids = [w.id for w in outcome.workers]
+        if outcome.superseded:  # never revert: that would undo the later change
+            later = max(w.generation for w in outcome.superseded)
+            self._audit(name, action, generation, "superseded", ids, f"by generation {later}")
+            raise ChangeSuperseded(
+                f"Pipeline '{name}' was changed again (generation {later}) before every worker served "
+                f"this {action} (generation {generation}); the later change is served"
+            )
         if outcome.failed:
             worker, error = outcome.failed[0]
             reverted = await self._revert(name, revert, timeout)
