@@ -197,7 +197,8 @@ class Servers:
 def timed_deploy(
     base_url: str, name: str, files: dict[str, str], headers: Optional[dict[str, str]] = None
 ) -> tuple[httpx.Response, float, float]:
-    """``POST /deploy-files`` on a new connection: (response, t0, seconds the call took).
+    """``POST /deploy-files`` on a new connection: (response, t0, seconds the call took); a
+    failed deploy stops the benchmark.
 
     The client is built before t0: its TLS setup (~60 ms loading the CA bundle, even for
     http://) is the client's time, not the server's."""
@@ -208,7 +209,10 @@ def timed_deploy(
             json={"name": name, "files": files},
             headers={"connection": "close", **(headers or {})},
         )
-        return r, t0, time.monotonic() - t0
+        returned = time.monotonic() - t0
+    if r.status_code != 200:
+        raise RuntimeError(f"deploy failed: {r.status_code} {r.text}")
+    return r, t0, returned
 
 
 def fresh_request(method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -661,8 +665,6 @@ def bench_deploy(args: argparse.Namespace) -> dict[str, Any]:
                 name = f"probe_{i}"
                 load = loadavg()
                 r, t0, returned = timed_deploy(group[0].url, name, probe_wrapper(str(i)))
-                if r.status_code != 200:
-                    raise RuntimeError(f"deploy failed: {r.status_code} {r.text}")
                 seen = observe(clients, urls, name, pids, t0)
                 api.append({"deploy_s": returned, **seen, "loadavg_before": load, "answer": r.json()})
                 # Hand edit: files appear in the directory with no API call; workers notice on

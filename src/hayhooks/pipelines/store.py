@@ -57,6 +57,18 @@ _SKIP_DIRS = {"__pycache__"}
 _STAGING_LEFTOVER_AGE = 600.0
 
 
+def choose_archived(name: str, archived: list[dict[str, Any]], version: Optional[str]) -> dict[str, Any]:
+    """The archived version a rollback restores: ``version``, or the newest (``archived`` is newest
+    first). Shared by both store backends."""
+    chosen = next((v for v in archived if v["version"] == version), None) if version else None
+    if version is None and archived:
+        chosen = archived[0]
+    if chosen is None:
+        what = f"version '{version}'" if version else "archived version"
+        raise PipelineNotFound(f"Pipeline '{name}' has no {what}")
+    return chosen
+
+
 class PipelineStore:
     backend = "directory"
 
@@ -317,13 +329,7 @@ class PipelineStore:
         can itself be rolled back. Returns the new generation, the entry and the version restored.
         """
         versions = self.history(name)
-        archived = [v for v in versions if not v["current"]]
-        chosen = next((v for v in archived if v["version"] == version), None) if version else None
-        if version is None and archived:
-            chosen = archived[0]
-        if chosen is None:
-            what = f"version '{version}'" if version else "archived version"
-            raise PipelineNotFound(f"Pipeline '{name}' has no {what}")
+        chosen = choose_archived(name, [v for v in versions if not v["current"]], version)
         folder = self.archive / name / chosen["version"]
         entry = next(p for p in folder.iterdir() if p.name != ARCHIVE_META)
         scratch = self.staging / uuid.uuid4().hex / entry.name

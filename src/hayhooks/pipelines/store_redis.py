@@ -42,7 +42,15 @@ from hayhooks.errors import PipelineExists, PipelineNotFound, StoreUnavailable
 from hayhooks.pipelines.cluster import Cluster
 from hayhooks.pipelines.ignore import IgnoreRules
 from hayhooks.pipelines.models import PipelineSource
-from hayhooks.pipelines.store import WRAPPER_FILE, YAML_SUFFIXES, PipelineStore, _fingerprint, _scan, _walk
+from hayhooks.pipelines.store import (
+    WRAPPER_FILE,
+    YAML_SUFFIXES,
+    PipelineStore,
+    _fingerprint,
+    _scan,
+    _walk,
+    choose_archived,
+)
 
 log = logging.getLogger("hayhooks")
 
@@ -507,13 +515,7 @@ class RedisPipelineStore(PipelineStore):
             pass
 
     def restore(self, name: str, version: Optional[str] = None) -> tuple[int, PipelineSource, str]:
-        archived = [v for v in self._archive_list(name)]
-        chosen = next((v for v in archived if v["version"] == version), None) if version else None
-        if version is None and archived:
-            chosen = archived[0]
-        if chosen is None:
-            what = f"version '{version}'" if version else "archived version"
-            raise PipelineNotFound(f"Pipeline '{name}' has no {what}")
+        chosen = choose_archived(name, self._archive_list(name), version)
         keep = ("name", "origin", "kind", "entry", "files", "fingerprint")
         again = {key: chosen[key] for key in keep}
         again["at"] = time.time()

@@ -20,7 +20,7 @@ from hayhooks.durable.errors import IdempotencyConflict, PayloadTooLarge
 from hayhooks.durable.models import STATUSES, TERMINAL, Execution, request_hash
 from hayhooks.durable.spec import durable_spec
 from hayhooks.durable.worker import DurableRuntime
-from hayhooks.errors import HayhooksError, InvalidInput, PipelineNotFound
+from hayhooks.errors import HayhooksError, InvalidInput
 from hayhooks.server.openapi_errors import error
 
 # Every answer these routes give besides their success, in the one error shape (its ``detail`` is a
@@ -57,13 +57,8 @@ def _base(request: Request) -> str:
 
 
 async def _pipeline(request: Request, name: str) -> Any:
-    service = request.app.state.service
-    pipeline = service.registry.get(name)
-    if pipeline is None and not service.ready and await service.wait_ready():
-        pipeline = service.registry.get(name)
-    if pipeline is None:
-        raise PipelineNotFound(f"Pipeline '{name}' not found")
-    return pipeline
+    """The same lookup as every run (waits for startup loading, 404 otherwise)."""
+    return await request.app.state.service.runner.lookup(name)
 
 
 async def _body(request: Request, limit: int) -> Any:
