@@ -28,16 +28,18 @@ def test_prometheus_private_api_we_rely_on():
     from prometheus_client import Histogram, multiprocess
 
     assert callable(multiprocess.mark_process_dead)
-    from hayhooks.observability._prometheus_compat import observe_many
+    from hayhooks.observability.metrics import Pending
 
     plain = Histogram("pin_plain", "pin", buckets=(0.1, 1.0), registry=None)
-    batched = Histogram("pin_batched", "pin", buckets=(0.1, 1.0), registry=None)
+    tallied = Histogram("pin_tallied", "pin", buckets=(0.1, 1.0), registry=None)
     amounts = [0.05, 0.1, 0.5, 2.0, 0.01]
+    pending = Pending()
     for amount in amounts:
         plain.observe(amount)
-    observe_many(batched, amounts)
-    assert [b.get() for b in batched._buckets] == [b.get() for b in plain._buckets] == [3, 1, 1]
-    assert batched._sum.get() == plain._sum.get()
+        pending.observe(tallied, amount)
+    pending.flush()
+    assert [b.get() for b in tallied._buckets] == [b.get() for b in plain._buckets] == [3, 1, 1]
+    assert tallied._sum.get() == plain._sum.get()
 
 
 async def test_requests_runs_errors_and_streams_are_counted(app_client, pipelines_dir):
@@ -181,4 +183,97 @@ async def test_exported_names_match_a_real_scrape(app_client, pipelines_dir):
     # (metrics that wrapper code creates itself are exported too; only ours are checked here)
     ours = {n for n in names if n.startswith("hayhooks_")}
     bases = {re.sub(r"_(bucket|sum|count)$", "", n) if "_seconds_" in n else n for n in ours}
-    assert bases == set(EXPORTED)
+    assert bases <= set(EXPORTED)
+    # A labelled counter shows once it has a sample; durable events are checked in the durable test.
+    assert set(EXPORTED) - bases <= {"hayhooks_durable_events_total"}
+
+
+def test_tallies_count_every_update_from_many_threads_while_flushing():
+    """Threads add while another thread flushes over and over: the files end with exact totals,
+    a gauge's ups and downs net out, and a finished thread's tally is dropped after its last write."""
+    import threading
+
+    from prometheus_client import Counter, Gauge, Histogram
+
+    from hayhooks.observability.metrics import Pending
+
+    counter = Counter("pin_tally_counter", "pin", registry=None)
+    gauge = Gauge("pin_tally_gauge", "pin", registry=None)
+    histogram = Histogram("pin_tally_hist", "pin", buckets=(0.5, 1.0), registry=None)
+    pending = Pending()
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            pending.flush()
+
+    def serve() -> None:
+        for i in range(20_000):
+            pending.add(gauge, 1.0)
+            pending.add(counter)
+            pending.observe(histogram, 0.25 if i % 2 else 0.75)
+            pending.add(gauge, -1.0)
+
+    flushing = threading.Thread(target=flusher)
+    flushing.start()
+    workers = [threading.Thread(target=serve) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    stop.set()
+    flushing.join()
+    pending.flush()
+    assert counter._value.get() == 80_000
+    assert gauge._value.get() == 0
+    assert [b.get() for b in histogram._buckets] == [40_000, 40_000, 0]
+    assert histogram._sum.get() == pytest.approx(40_000 * 0.25 + 40_000 * 0.75)
+    assert pending._tallies == []  # the serving threads are gone, their tallies written and dropped
+
+
+async def test_the_loop_flushes_without_a_thread_of_its_own():
+    import asyncio
+    import threading
+
+    from prometheus_client import Counter
+
+    from hayhooks.observability.metrics import Pending
+
+    counter = Counter("pin_loop_counter", "pin", registry=None)
+    pending = Pending()
+    flushing = asyncio.create_task(pending.flush_every(0.01))
+    pending.add(counter, 3)
+    for _ in range(200):
+        if counter._value.get() == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert counter._value.get() == 3
+    assert not [t for t in threading.enumerate() if t.name == "hayhooks-metrics"]
+    pending.add(counter, 2)
+    flushing.cancel()
+    await asyncio.gather(flushing, return_exceptions=True)
+    assert counter._value.get() == 5  # the last flush runs when the flusher stops
+
+
+async def test_durable_executions_and_events_are_exported(app_client, pipelines_dir):
+    from test_routes_durable import FAST, wait_status, with_durable
+
+    client = await app_client(with_durable(pipelines_dir, "durable_tasks"), **FAST)
+    before = (await client.get("/metrics")).text
+    done = await client.post("/durable_tasks/run-durable", json={"mode": "loop", "n": 1})
+    waiting = await client.post("/durable_tasks/run-durable", json={"mode": "approve"})
+    await wait_status(client, done.headers["location"], "completed")
+    await wait_status(client, waiting.headers["location"], "waiting")
+    after = (await client.get("/metrics")).text
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    # Store-wide counts: this test's pipelines directory has its own store.
+    assert value(after, "hayhooks_durable_executions", status="completed") == 1
+    assert value(after, "hayhooks_durable_executions", status="waiting") == 1
+    assert value(after, "hayhooks_durable_executions", status="failed") == 0
+    # Worker events, summed like every counter.
+    assert delta("hayhooks_durable_events_total", event="claimed") == 2
+    assert delta("hayhooks_durable_events_total", event="completed") == 1
+    assert delta("hayhooks_durable_events_total", event="suspended") == 1

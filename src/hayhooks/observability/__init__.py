@@ -39,10 +39,17 @@ def install(app: Any, service: Any) -> Any:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         # Started with the server, never at import: the module-level app must not touch files.
+        flusher = None
+        durable = getattr(app.state, "durable", None)
         if settings.metrics_enabled:
             from hayhooks.observability.metrics import process_metrics
 
             observer.metrics = await asyncio.to_thread(process_metrics, service.store.meta)
+            flusher = asyncio.create_task(observer.metrics.pending.flush_every(), name="hayhooks-metrics")
+            if durable is not None:  # its event counts, summed over workers like every counter
+                # Followed for the process' life: counts made while shutting down (releases) are
+                # written by the flush at exit.
+                observer.metrics.pending.follow(durable.metrics, observer.metrics.durable_events)
         tracing = setup_tracing()
         observer.use_tracing(tracing)
         if recent is not None or tracing is not None:
@@ -52,6 +59,9 @@ def install(app: Any, service: Any) -> Any:
         try:
             yield
         finally:
+            if flusher is not None:
+                flusher.cancel()
+                await asyncio.gather(flusher, return_exceptions=True)
             if recent is not None:
                 recent.stop()
             if tracing is not None:

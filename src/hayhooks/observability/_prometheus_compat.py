@@ -9,7 +9,6 @@ the shared files. ``tests/test_observability_metrics.py`` pins these names.
 
 from __future__ import annotations
 
-import bisect
 import os
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,20 @@ def enable_multiprocess(directory: Path) -> None:
         values.ValueClass = values.MultiProcessValue()
 
 
-def observe_many(histogram: Any, amounts: list[float]) -> None:
-    """``histogram.observe(a) for a in amounts`` with one write per bucket touched, not per amount.
+def upper_bounds(histogram: Any) -> list[float]:
+    """A histogram child's bucket upper bounds, ``+Inf`` last (``_upper_bounds``)."""
+    return list(histogram._upper_bounds)
 
-    Uses the child's ``_upper_bounds``, ``_buckets`` and ``_sum`` (each bucket value has ``inc``).
-    """
-    bounds = histogram._upper_bounds
-    counts: dict[int, int] = {}
-    for amount in amounts:
-        index = bisect.bisect_left(bounds, amount)
-        counts[index] = counts.get(index, 0) + 1
-    histogram._sum.inc(sum(amounts))
-    for index, count in counts.items():
-        histogram._buckets[index].inc(count)
+
+def add_to_bucket(histogram: Any, index: int, count: float) -> None:
+    """Add ``count`` observations to bucket ``index`` of a histogram child (``_buckets``): the
+    bulk form of ``observe``, one file write for many observations."""
+    histogram._buckets[index].inc(count)
+
+
+def add_to_sum(histogram: Any, amount: float) -> None:
+    """Add ``amount`` to a histogram child's sum (``_sum``)."""
+    histogram._sum.inc(amount)
 
 
 def is_multiprocess() -> bool:

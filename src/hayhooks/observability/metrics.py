@@ -14,7 +14,9 @@ so it is right for every worker, not only the one answering.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import bisect
 import fcntl
 import logging
 import os
@@ -22,8 +24,7 @@ import re
 import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,6 +54,8 @@ EXPORTED = (
     "hayhooks_worker_in_sync",
     "hayhooks_workers",
     "hayhooks_store_generation",
+    "hayhooks_durable_executions",
+    "hayhooks_durable_events_total",
 )
 
 
@@ -167,6 +170,14 @@ class Metrics:
             ["operation", "code"],
             registry=None,
         )
+        self.durable_events = Counter(
+            "hayhooks_durable_events",
+            "Durable execution events of the instance's workers: claimed, takeovers (a lease taken "
+            "over from a lost worker), completed, failed, canceled, suspended, retried, released, "
+            "lease_lost.",
+            ["event"],
+            registry=None,
+        )
         self._children: dict[tuple[str, str], RunSeries] = {}
         self.pending = Pending()
 
@@ -178,7 +189,7 @@ class Metrics:
             found = self._children[key] = RunSeries(self, pipeline, surface)
         return found
 
-    def render(self, service: Any) -> bytes:
+    def render(self, service: Any, durable: Any = None) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -188,73 +199,162 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.directory))
         registry.register(ClusterCollector(service))
+        if durable is not None:
+            registry.register(DurableCollector(durable))
         return generate_latest(registry)
 
 
 class Pending:
-    """Metric updates queued in memory and written to the shared files every ``FLUSH_INTERVAL``.
+    """Metric updates tallied in memory and written to the shared files every ``FLUSH_INTERVAL``.
 
     A write to prometheus_client's mmap files costs a few microseconds (a lock, a pid check, a
-    struct pack) and a request touches eight values. Serving code only appends to a deque (atomic
-    in CPython, no lock, a tenth of a microsecond); the flush thread adds the queued updates up and
-    writes each value once per interval. A scrape flushes first and waits one interval more, so every
-    worker's counts up to the moment of the scrape are in. A worker killed with SIGKILL loses at
-    most its last interval.
+    struct pack) and a request touches eight values. Serving code instead adds to a tally of its
+    own thread (``Tally``: plain dicts and lists, no lock, no allocation per update): each thread
+    writes only its own tally and its totals only grow, so a flush, from any thread, reads them
+    without stopping anyone and writes each value's growth since the previous flush, once.
+
+    The flush runs on the app's event loop (``flush_every``, started by the lifespan), so a busy
+    worker never hands the GIL to a timer thread; a scrape flushes first and waits one interval
+    more, so every worker's counts up to the moment of the scrape are in; the last flush runs at
+    shutdown and at exit. A worker killed with SIGKILL loses at most its last interval.
     """
 
     def __init__(self) -> None:
-        self._flush_lock = threading.Lock()  # one flush at a time: the thread's, or a scrape's
-        self._adds: deque[tuple[Any, float]] = deque()
-        self._observations: deque[tuple[Any, float]] = deque()
-        self._thread: Optional[threading.Thread] = None
+        self._flush_lock = threading.Lock()  # one flush at a time: the loop's, a scrape's, exit's
+        self._local = threading.local()
+        self._tallies: list[Tally] = []
+        self._followed: list[FollowedCounts] = []
+        self._exit_hook = False
+
+    def _tally(self) -> Tally:
+        tally = Tally()
+        self._local.tally = tally
+        with self._flush_lock:
+            self._tallies.append(tally)
+            if not self._exit_hook:
+                self._exit_hook = True
+                atexit.register(self.flush)
+        return tally
 
     def add(self, value: Any, amount: float = 1.0) -> None:
-        self._adds.append((value, amount))
-        if self._thread is None:
-            self._start()
+        try:
+            counts = self._local.tally.counts
+        except AttributeError:
+            counts = self._tally().counts
+        counts[value] = counts.get(value, 0.0) + amount
 
     def observe(self, histogram: Any, amount: float) -> None:
-        self._observations.append((histogram, amount))
-        if self._thread is None:
-            self._start()
+        try:
+            tally = self._local.tally
+        except AttributeError:
+            tally = self._tally()
+        found = tally.histograms.get(histogram)
+        if found is None:
+            found = tally.histograms[histogram] = HistogramTally(histogram)
+        found.counts[bisect.bisect_left(found.bounds, amount)] += 1
+        found.sum += amount
 
-    def _start(self) -> None:
+    def follow(self, counts: Mapping[str, float], family: Any) -> FollowedCounts:
+        """Write the growth of ``counts`` (a mapping of label value to running total, kept by
+        someone else on one thread) to the counter ``family`` at every flush."""
+        followed = FollowedCounts(counts, family)
         with self._flush_lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._loop, name="hayhooks-metrics", daemon=True)
-            self._thread.start()
-        atexit.register(self.flush)
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            try:
-                self.flush()
-            except Exception:  # pragma: no cover - never let metrics take a worker down
-                log.exception("Could not write metrics")
+            self._followed.append(followed)
+        return followed
 
     def flush(self) -> None:
         with self._flush_lock:
-            adds: dict[Any, float] = {}
-            queue = self._adds
-            for _ in range(len(queue)):  # what is queued now; later updates wait for the next flush
-                value, amount = queue.popleft()
-                adds[value] = adds.get(value, 0.0) + amount
-            observations: dict[Any, list[float]] = {}
-            pending = self._observations
-            for _ in range(len(pending)):
-                histogram, amount = pending.popleft()
-                found = observations.get(histogram)
-                if found is None:
-                    observations[histogram] = [amount]
-                else:
-                    found.append(amount)
-            for value, total in adds.items():
-                if total:
-                    value.inc(total)
-            for histogram, amounts in observations.items():
-                _prometheus_compat.observe_many(histogram, amounts)
+            for followed in self._followed:
+                followed.write()
+            gone = []
+            for tally in self._tallies:
+                alive = tally.thread.is_alive()  # asked first: a thread may end during write()
+                tally.write()
+                if not alive:  # nothing can be added any more: written for the last time
+                    gone.append(tally)
+            for tally in gone:
+                self._tallies.remove(tally)
+
+    async def flush_every(self, interval: float = FLUSH_INTERVAL) -> None:
+        """Flush on the running loop every ``interval`` until cancelled (then once more)."""
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    self.flush()
+                except Exception:  # pragma: no cover - never let metrics take a worker down
+                    log.exception("Could not write metrics")
+        finally:
+            self.flush()
+
+
+class Tally:
+    """One thread's running totals: counter and gauge values, and histogram buckets.
+
+    Only its thread writes it and totals only grow (a gauge's ups and downs are one running sum),
+    so a flush in another thread can copy and compare them: ``written`` is what the files already
+    have.
+    """
+
+    __slots__ = ("counts", "histograms", "thread", "written")
+
+    def __init__(self) -> None:
+        self.thread = threading.current_thread()
+        self.counts: dict[Any, float] = {}
+        self.written: dict[Any, float] = {}
+        self.histograms: dict[Any, HistogramTally] = {}
+
+    def write(self) -> None:
+        written = self.written
+        for value, total in self.counts.copy().items():  # copy(): atomic, the thread may add keys
+            delta = total - written.get(value, 0.0)
+            if delta:
+                value.inc(delta)
+                written[value] = total
+        for histogram in list(self.histograms.values()):
+            histogram.write()
+
+
+class FollowedCounts:
+    """Running totals kept elsewhere (the durable runtime's event counts), written as they grow."""
+
+    __slots__ = ("counts", "family", "written")
+
+    def __init__(self, counts: Mapping[str, float], family: Any) -> None:
+        self.counts, self.family = counts, family
+        self.written: dict[str, float] = {}
+
+    def write(self) -> None:
+        for key, total in dict(self.counts).items():
+            delta = total - self.written.get(key, 0.0)
+            if delta:
+                self.family.labels(key).inc(delta)
+                self.written[key] = total
+
+
+class HistogramTally:
+    """Bucket counts and the sum of one histogram child, in one thread (see ``Tally``)."""
+
+    __slots__ = ("bounds", "child", "counts", "sum", "written_counts", "written_sum")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds = _prometheus_compat.upper_bounds(child)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+        self.written_counts = [0] * len(self.bounds)
+        self.written_sum = 0.0
+
+    def write(self) -> None:
+        counts, total = list(self.counts), self.sum
+        written = self.written_counts
+        for index, count in enumerate(counts):
+            if count != written[index]:
+                _prometheus_compat.add_to_bucket(self.child, index, count - written[index])
+                written[index] = count
+        if total != self.written_sum:
+            _prometheus_compat.add_to_sum(self.child, total - self.written_sum)
+            self.written_sum = total
 
 
 class RunSeries:
@@ -347,6 +447,31 @@ class ClusterCollector:
         yield GaugeMetricFamily(
             "hayhooks_store_generation", "Latest generation of the pipelines directory.", value=latest
         )
+
+
+class DurableCollector:
+    """Durable executions by status, read from the durable store at scrape time: the store is
+    shared by every worker and instance, so this is the same answer whichever worker is asked."""
+
+    def __init__(self, durable: Any) -> None:
+        self.durable = durable
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            counts = self.durable.store.counts()
+        except Exception as exc:  # the store being down must not take /metrics down with it
+            log.warning("Could not count durable executions for /metrics: %s", exc)
+            return
+        family = GaugeMetricFamily(
+            "hayhooks_durable_executions",
+            "Durable executions in the store by status (queued, running, waiting, completed, failed, canceled).",
+            labels=["status"],
+        )
+        for status, count in sorted(counts.items()):
+            family.add_metric([status], count)
+        yield family
 
 
 _metrics: Optional[Metrics] = None

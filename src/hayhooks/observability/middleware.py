@@ -44,8 +44,10 @@ class RequestMiddleware:
             span, otel_token = _start_server_span(tracer, scope, request_id)
         id_header = (_HEADER, request_id.encode())
 
+        series: Any = None  # the request's metric series, once it is known to reach a pipeline
+
         async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, series
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
@@ -53,12 +55,10 @@ class RequestMiddleware:
                 if metrics is not None and info.pipeline is not None and info.surface != "mcp":
                     # Counted before the client can see the response: a scrape right after
                     # the last response always includes it.
-                    metrics.series(info.pipeline, info.surface or "run").request(status)
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                if metrics is not None and info.pipeline is not None and info.surface != "mcp":
-                    metrics.series(info.pipeline, info.surface or "run").request_done(
-                        time.perf_counter() - started
-                    )
+                    series = metrics.series(info.pipeline, info.surface or "run")
+                    series.request(status)
+            elif kind == "http.response.body" and series is not None and not message.get("more_body", False):
+                series.request_done(time.perf_counter() - started)
             await send(message)
 
         try:

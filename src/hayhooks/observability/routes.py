@@ -23,7 +23,8 @@ async def metrics(request: Request) -> Response:
     observer = observer_of(service)
     if observer is None or observer.metrics is None:
         raise NotSupported("Metrics are turned off (HAYHOOKS_METRICS_ENABLED=false)")
-    body = await asyncio.to_thread(observer.metrics.render, service)
+    durable = getattr(request.app.state, "durable", None)
+    body = await asyncio.to_thread(observer.metrics.render, service, durable)
     from prometheus_client import CONTENT_TYPE_LATEST
 
     return Response(body, media_type=CONTENT_TYPE_LATEST)
