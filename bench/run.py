@@ -362,6 +362,38 @@ def wrk(
     return res
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and all its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+def with_cpu(server: Server, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s result plus the server's CPU microseconds per request during it: a measure that
+    other load on the machine barely moves, unlike requests per second."""
+    before = tree_cpu_seconds(server.proc.pid)
+    res = run()
+    res["cpu_us_per_req"] = (tree_cpu_seconds(server.proc.pid) - before) / max(1, res["requests"]) * 1e6
+    return res
+
+
 def interleaved(
     servers: list[Server], reps: int, run: Callable[[Server], dict[str, Any]]
 ) -> dict[str, list[dict]]:
@@ -988,12 +1020,13 @@ def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
                 res = interleaved(
                     [off, on],
                     args.reps,
-                    lambda s, path=path, body=body, conc=conc: wrk(
-                        f"{s.url}/{path}/run", body, conc, args.duration
+                    lambda s, path=path, body=body, conc=conc: with_cpu(
+                        s, lambda: wrk(f"{s.url}/{path}/run", body, conc, args.duration)
                     ),
                 )
                 a, b = res[off.label], res[on.label]
                 ratios = pair_ratios(b, a)
+                cpu_ratios = pair_ratios(b, a, "cpu_us_per_req")
                 row = {
                     "path": path,
                     "connections": conc,
@@ -1001,6 +1034,10 @@ def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
                     "on_rps": med(b, "rps"),
                     "ratio_median": statistics.median(ratios),
                     "ratios": ratios,
+                    "off_cpu_us": med(a, "cpu_us_per_req"),
+                    "on_cpu_us": med(b, "cpu_us_per_req"),
+                    "cpu_ratio_median": statistics.median(cpu_ratios),
+                    "cpu_ratios": cpu_ratios,
                     "off_p99_ms": med(a, "p99_us") / 1e3,
                     "on_p99_ms": med(b, "p99_us") / 1e3,
                     "errors": sum(r["errors"] for r in a + b),
@@ -1010,18 +1047,23 @@ def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
                 out["rows"].append(row)
                 print(
                     f"  metrics {path} c={conc}: off {row['off_rps']:.0f} rps, on {row['on_rps']:.0f} rps, "
-                    f"on/off {row['ratio_median']:.3f} ({fmt_range(ratios)})",
+                    f"on/off {row['ratio_median']:.3f} ({fmt_range(ratios)}); CPU/request "
+                    f"{row['off_cpu_us']:.0f} / {row['on_cpu_us']:.0f} us, on/off {row['cpu_ratio_median']:.3f} "
+                    f"({fmt_range(cpu_ratios)})",
                     flush=True,
                 )
     lines = [
         "| endpoint | conns | metrics off req/s | metrics on req/s | on/off (median; range of pairs) "
+        "| server CPU µs/request off / on | CPU on/off (median; range) "
         "| p99 ms off / on | load avg (min–max) | errors |",
-        "| --- | ---: | ---: | ---: | --- | --- | --- | ---: |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: |",
     ]
     for r in out["rows"]:
         lines.append(
             f"| `{r['path']}` | {r['connections']} | {r['off_rps']:.0f} | {r['on_rps']:.0f} | "
             f"**{r['ratio_median']:.3f}** ({fmt_range(r['ratios'])}) | "
+            f"{r['off_cpu_us']:.0f} / {r['on_cpu_us']:.0f} | "
+            f"{r['cpu_ratio_median']:.3f} ({fmt_range(r['cpu_ratios'])}) | "
             f"{r['off_p99_ms']:.2f} / {r['on_p99_ms']:.2f} | "
             f"{min(r['loadavg']):.2f}–{max(r['loadavg']):.2f} | {r['errors']} |"
         )

@@ -62,3 +62,18 @@ def test_changes_that_never_stop_still_get_a_collection_after_max_delay():
     finally:
         settler.stop()
         gc.unfreeze()
+
+
+async def test_the_server_sets_the_young_generation_threshold(app_client, pipelines_dir):
+    import gc
+
+    from hayhooks.pipelines.heap import tune_collector
+
+    saved = gc.get_threshold()
+    try:
+        await app_client(pipelines_dir, gc_threshold=12_345)
+        assert gc.get_threshold() == (12_345, saved[1], saved[2])
+        tune_collector(0)  # 0 keeps what the interpreter has
+        assert gc.get_threshold()[0] == 12_345
+    finally:
+        gc.set_threshold(*saved)

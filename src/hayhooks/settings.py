@@ -49,6 +49,14 @@ class HayhooksSettings(BaseSettings):
         "only when needed; 0 means 256 (sized for runs that wait on I/O such as LLM APIs).",
     )
 
+    gc_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="Young-generation threshold of Python's garbage collector in server processes "
+        "(Python's default is 700, which under concurrent load collects every few requests for "
+        "nothing: about 10% of an echo worker's CPU); 0 keeps the interpreter's setting.",
+    )
+
     max_queued_runs: int = Field(
         -1,
         description="Sync runs that may wait for a free thread per worker before new ones get 503 "

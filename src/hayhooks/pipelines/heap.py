@@ -13,6 +13,22 @@ import time
 from typing import Optional
 
 
+def tune_collector(threshold: int) -> None:
+    """Run a young-generation collection after ``threshold`` net allocations instead of 700.
+
+    Under concurrent load, a worker holds thousands of container objects per moment (the frames,
+    scopes, futures and dicts of the requests in flight) that reference counting frees when each
+    request ends. With Python's default the young generation fills with them every few requests:
+    measured on an echo pipeline at 64 connections, 1,500 collections in 6 s took 10% of the
+    worker's CPU, and every collection found almost nothing to free. At 50,000 the collector runs
+    only when objects really pile up (cycles), a few times a minute; the memory it lets wait is a
+    few megabytes. ``0`` keeps the interpreter's setting.
+    """
+    if threshold > 0:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(threshold, older, oldest)
+
+
 def settle_heap() -> None:
     """Unfreeze (so what a reload or undeploy retired can be freed: nothing leaks), collect, freeze
     what is left. One collection per change of the pipeline set, never per request."""

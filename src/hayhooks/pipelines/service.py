@@ -38,7 +38,7 @@ from hayhooks.pipelines.cluster import Heartbeat
 from hayhooks.pipelines.deploy_meta import DeployMeta
 from hayhooks.pipelines.executor import Executor
 from hayhooks.pipelines.follow import Follower
-from hayhooks.pipelines.heap import HeapSettler
+from hayhooks.pipelines.heap import HeapSettler, tune_collector
 from hayhooks.pipelines.ignore import IgnoreRules
 from hayhooks.pipelines.loader import Loader, drop_module
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
@@ -128,6 +128,7 @@ class PipelineService:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._ready_event = asyncio.Event()
+        tune_collector(self.settings.gc_threshold)
         await asyncio.to_thread(self.store.prepare)
         self.cluster.dir = self.store.workers  # moved if the directory turned out read-only
         for extra in filter(None, (self.settings.additional_python_path or "").split(os.pathsep)):
