@@ -86,7 +86,7 @@ class Run:
         "_run_token",
         "chunks",
         "components",
-        "duration_ms",
+        "elapsed",
         "error",
         "finished",
         "info",
@@ -123,7 +123,7 @@ class Run:
                 "hayhooks.pipeline.run",
                 attributes={"hayhooks.pipeline": pipeline, "hayhooks.surface": surface},
             )
-        self.duration_ms = 0.0
+        self.elapsed = 0.0  # seconds, set when the run finishes
         self.outcome = "running"
         self.status_code = 0
         self.error: Optional[str] = None
@@ -143,7 +143,7 @@ class Run:
             "pid": self.observer.pid,
             "started_at": self.started_at,
             "trace_id": trace_id,
-            "duration_ms": self.duration_ms,
+            "duration_ms": round(self.elapsed * 1000, 3),
             "outcome": self.outcome,
             "status_code": self.status_code,
             "error": self.error,
@@ -202,7 +202,7 @@ class Run:
             self.span.end()
         recent = self.observer.recent
         if recent is not None:
-            self.duration_ms = round(elapsed * 1000, 3)
+            self.elapsed = elapsed
             self.outcome = outcome
             self.status_code = code
             if exc is not None and outcome != "cancelled":
