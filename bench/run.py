@@ -878,38 +878,18 @@ def memory_table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# -- e. GC pauses (diagnosis of hayhooks' p99 on the echo runs) ----------------------------------
-FREEZE_WRAPPER = """import gc
-
-from hayhooks import BasePipelineWrapper
-
-
-class PipelineWrapper(BasePipelineWrapper):
-    \"\"\"Bench-only: freeze everything allocated at startup out of the cyclic GC's reach.\"\"\"
-
-    skip_mcp = True
-
-    def setup(self) -> None:
-        gc.collect()
-        gc.freeze()
-
-    def run_api(self) -> int:
-        return gc.get_freeze_count()
-"""
-
-
+# -- e. the garbage collector ---------------------------------------------------------------------
 def bench_gc(args: argparse.Namespace) -> dict[str, Any]:
-    """hayhooks as is vs hayhooks with ``gc.freeze()`` after loading (done by a bench-only pipeline
-    whose name sorts last, so its setup() runs after the others), vs the baseline; sync echo."""
+    """hayhooks as shipped (young-generation GC threshold 50,000, heap frozen after loading) vs
+    hayhooks with Python's threshold of 700 (``HAYHOOKS_GC_THRESHOLD=0``), vs the baseline; sync
+    echo. Server CPU per request and tails show what the collector costs and whether the larger
+    threshold makes single collections long enough to show in p99 / max."""
     out: dict[str, Any] = {"rows": [], "full_gc_ms": full_gc_costs()}
     with Servers() as servers:
-        frozen_dir = servers.pipelines_dir("hayhooks-frozen")
-        (frozen_dir / "zz_gc_freeze").mkdir()
-        (frozen_dir / "zz_gc_freeze" / "pipeline_wrapper.py").write_text(FREEZE_WRAPPER)
         group = [
             servers.baseline("baseline-w1"),
             servers.hayhooks("hayhooks-w1"),
-            servers.hayhooks("hayhooks-frozen", pipelines_dir=frozen_dir),
+            servers.hayhooks("hayhooks-gc700", extra_env={"HAYHOOKS_GC_THRESHOLD": "0"}),
         ]
         for s in group:
             wait_ready(s)
@@ -918,7 +898,9 @@ def bench_gc(args: argparse.Namespace) -> dict[str, Any]:
             wrk(f"{s.url}/echo/run", body, 16, args.warmup)
         for conc in [c for c in args.concurrency if c > 1] or [16]:
             res = interleaved(
-                group, args.reps, lambda s, conc=conc: wrk(f"{s.url}/echo/run", body, conc, args.duration)
+                group,
+                args.reps,
+                lambda s, conc=conc: with_cpu(s, lambda: wrk(f"{s.url}/echo/run", body, conc, args.duration)),
             )
             for s in group:
                 rows = res[s.label]
@@ -927,6 +909,7 @@ def bench_gc(args: argparse.Namespace) -> dict[str, Any]:
                         "label": s.label,
                         "connections": conc,
                         "rps": med(rows, "rps"),
+                        "cpu_us_per_req": med(rows, "cpu_us_per_req"),
                         "p50_ms": med(rows, "p50_us") / 1e3,
                         "p99_ms": med(rows, "p99_us") / 1e3,
                         "max_ms": med(rows, "max_us") / 1e3,
@@ -936,12 +919,13 @@ def bench_gc(args: argparse.Namespace) -> dict[str, Any]:
                     }
                 )
     lines = [
-        "| server | conns | req/s | p50 ms | p99 ms | max ms | load avg (min–max) | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| server | conns | req/s | server CPU µs/request | p50 ms | p99 ms | max ms | load avg (min–max) | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for r in out["rows"]:
         lines.append(
-            f"| {r['label']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.1f} | "
+            f"| {r['label']} | {r['connections']} | {r['rps']:.0f} | {r['cpu_us_per_req']:.0f} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.1f} | "
             f"{r['max_ms']:.0f} | {min(r['loadavg']):.2f}–{max(r['loadavg']):.2f} | {r['errors']} |"
         )
     lines += [
