@@ -332,7 +332,20 @@ async def test_mcp_run_http_metrics_need_an_api_key_when_keys_are_set(tmp_path):
             assert (await client.call_tool("shout", {"text": "k"})).is_error is False
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
             allowed = await http.get("/metrics", headers={"Authorization": "Bearer k-123"})
+        # `hayhooks top` reads the standalone server too (its worker table from /metrics).
+        top = subprocess.run(
+            [HAYHOOKS, "top", "--url", base, "--token", "k-123", "--json", "--interval", "0.2"],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=60,
+        )
     assert allowed.status_code == 200, allowed.text
+    assert top.returncode == 0, top.stderr
+    snap = json.loads(top.stdout)
+    assert [(p["name"], p["requests"], p["errors"]) for p in snap["pipelines"]] == [("shout", 1, 0)]
+    assert snap["generation"] is not None and len(snap["workers"]) == 1
+    assert snap["workers"][0]["in_sync"] is True
     assert (
         value(allowed.text, "hayhooks_pipeline_runs_total", pipeline="shout", surface="mcp", outcome="ok")
         == 1
