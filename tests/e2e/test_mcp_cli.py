@@ -333,15 +333,14 @@ async def test_mcp_run_http_metrics_need_an_api_key_when_keys_are_set(tmp_path):
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
             allowed = await http.get("/metrics", headers={"Authorization": "Bearer k-123"})
         # `hayhooks top` reads the standalone server too (its worker table from /metrics).
-        top = subprocess.run(
-            [HAYHOOKS, "top", "--url", base, "--token", "k-123", "--json", "--interval", "0.2"],
-            capture_output=True,
-            text=True,
-            env=env(),
-            timeout=60,
-        )
+        with anyio.fail_after(60):
+            top = await anyio.run_process(
+                [HAYHOOKS, "top", "--url", base, "--token", "k-123", "--json", "--interval", "0.2"],
+                env=env(),
+                check=False,
+            )
     assert allowed.status_code == 200, allowed.text
-    assert top.returncode == 0, top.stderr
+    assert top.returncode == 0, top.stderr.decode()
     snap = json.loads(top.stdout)
     assert [(p["name"], p["requests"], p["errors"]) for p in snap["pipelines"]] == [("shout", 1, 0)]
     assert snap["generation"] is not None and len(snap["workers"]) == 1

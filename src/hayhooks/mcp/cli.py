@@ -121,7 +121,7 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    from starlette.routing import BaseRoute, Route
 
     from hayhooks import observability
     from hayhooks.mcp import mcp_routes
@@ -135,7 +135,7 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
     bridge = HayhooksMCP(service, transport="http")
     # One process: stateful sessions are safe here and let handshake-era Streamable HTTP clients
     # receive list_changed notifications on their GET stream.
-    routes = mcp_routes(bridge, stateless=False, json_response=json_response)
+    routes: list[BaseRoute] = [*mcp_routes(bridge, stateless=False, json_response=json_response)]
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
