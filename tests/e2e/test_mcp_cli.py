@@ -369,3 +369,43 @@ async def test_mcp_run_http_metrics_and_traces_can_be_turned_off(tmp_path):
         "request_id": "off-1",
     }
     assert traces.status_code == 501 and "HAYHOOKS_RECENT_RUNS" in traces.json()["detail"]
+
+
+async def test_mcp_run_http_exports_tool_runs_over_otlp(tmp_path):
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, a tool call gives a server span (continuing the
+    caller's traceparent) with a hayhooks.pipeline.run span of surface "mcp" (and Haystack's) below."""
+    from test_otlp_export import PARENT_ID, TRACE_ID, Receiver
+
+    receiver = Receiver()
+    echoed: list[str] = []
+    try:
+        with mcp_run_http(
+            pipelines(tmp_path),
+            tmp_path / "mcp-run.log",
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+            OTEL_BSP_SCHEDULE_DELAY="200",
+        ) as base:
+            traced = _tagged_http_client("otel-1", echoed, traceparent=f"00-{TRACE_ID}-{PARENT_ID}-01")
+            async with Client(streamable_http_client(f"{base}/mcp", http_client=traced)) as client:
+                assert (await client.call_tool("shout", {"text": "t"})).is_error is False
+            with anyio.fail_after(30):
+                while not any(s.name == "hayhooks.pipeline.run" for s in receiver.spans):
+                    await anyio.sleep(0.2)
+    finally:
+        receiver.close()
+    (run_span,) = [s for s in receiver.spans if s.name == "hayhooks.pipeline.run"]
+    attributes = {a.key: a.value.string_value for a in run_span.attributes}
+    assert attributes["hayhooks.pipeline"] == "shout" and attributes["hayhooks.surface"] == "mcp"
+    assert run_span.trace_id.hex() == TRACE_ID
+    spans = {s.span_id: s for s in receiver.spans}
+    # Our server span continues the caller's trace; the run span is below it (under the MCP SDK's
+    # own "tools/call shout" span, when the SDK records one).
+    ancestors = []
+    span = run_span
+    while span.parent_span_id in spans:
+        span = spans[span.parent_span_id]
+        ancestors.append(span.name)
+    assert ancestors[-1] == "POST /mcp" and span.parent_span_id.hex() == PARENT_ID, ancestors
+    assert any(
+        s.name == "haystack.pipeline.run" and s.parent_span_id == run_span.span_id for s in spans.values()
+    )
