@@ -47,3 +47,35 @@ def test_snapshot_rates_errors_and_workers():
     console.print(render("http://127.0.0.1:1416", snap))
     text = console.export_text()
     assert "echo" in text and "h-1" in text and "11.0" in text
+
+
+CLUSTER = """# TYPE hayhooks_worker_generation gauge
+hayhooks_worker_generation{worker="h-7"} 3.0
+hayhooks_worker_generation{worker="h-8"} 2.0
+# TYPE hayhooks_worker_in_sync gauge
+hayhooks_worker_in_sync{worker="h-7"} 1.0
+hayhooks_worker_in_sync{worker="h-8"} 0.0
+# TYPE hayhooks_store_generation gauge
+hayhooks_store_generation 3.0
+"""
+
+
+def test_snapshot_of_the_standalone_mcp_server_takes_workers_from_metrics():
+    """`hayhooks mcp run` answers /status with 2.x's bare {"status": "ok"}: the worker table and the
+    generation come from the worker gauges of /metrics instead."""
+    before = parse(SCRAPE.format(ok=1, busy=0, fast=1, total=1) + CLUSTER, at=10.0)
+    after = parse(SCRAPE.format(ok=2, busy=0, fast=2, total=2) + CLUSTER, at=11.0)
+    snap = snapshot(before, after, {"status": "ok"})
+    assert snap["generation"] == 3
+    assert snap["workers"] == [
+        {"id": "h-7", "generation": 3, "in_sync": True, "pipelines": None, "live": True},
+        {"id": "h-8", "generation": 2, "in_sync": False, "pipelines": None, "live": True},
+    ]
+    assert snap["pipelines"][0]["req_per_s"] == 1.0
+    console = Console(record=True, width=120)
+    console.print(render("http://127.0.0.1:1417", snap))
+    text = console.export_text()
+    assert "h-8" in text and "None" not in text
+    # The main server's /status keeps priority over the gauges.
+    listed = snapshot(before, after, {"generation": 3, "workers": [{"id": "w", "generation": 3}]})
+    assert [w["id"] for w in listed["workers"]] == ["w"]

@@ -21,6 +21,9 @@ from hayhooks.cli.output import console, handle_errors
 _REQUESTS = "hayhooks_requests_total"
 _BUCKETS = "hayhooks_request_duration_seconds_bucket"
 _IN_FLIGHT = "hayhooks_runs_in_flight"
+_WORKER_GENERATION = "hayhooks_worker_generation"
+_WORKER_IN_SYNC = "hayhooks_worker_in_sync"
+_STORE_GENERATION = "hayhooks_store_generation"
 
 
 @dataclass
@@ -34,6 +37,9 @@ class Sample:
     buckets: dict[str, dict[float, float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
+    # worker -> its generation and sync state, and the directory's generation, as /metrics has them
+    workers: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
+    store_generation: Optional[int] = None
 
 
 def parse(text: str, at: float) -> Sample:
@@ -42,6 +48,12 @@ def parse(text: str, at: float) -> Sample:
     sample = Sample(at)
     for family in text_string_to_metric_families(text):
         for s in family.samples:
+            if s.name == _WORKER_GENERATION:
+                sample.workers[s.labels["worker"]]["generation"] = int(s.value)
+            elif s.name == _WORKER_IN_SYNC:
+                sample.workers[s.labels["worker"]]["in_sync"] = s.value >= 1
+            elif s.name == _STORE_GENERATION:
+                sample.store_generation = int(s.value)
             pipeline = s.labels.get("pipeline")
             if pipeline is None:
                 continue
@@ -79,6 +91,14 @@ def quantile(q: float, buckets: dict[float, float]) -> Optional[float]:
 
 
 def snapshot(before: Sample, after: Sample, status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` is the server's ``GET /status``. The standalone MCP server's (``hayhooks mcp run``)
+    is Hayhooks 2.x's bare ``{"status": "ok"}``: its worker table then comes from ``/metrics``."""
+    if "workers" not in status:
+        status = {
+            **status,
+            "generation": after.store_generation,
+            "workers": [{"id": wid, "pipelines": None, **w} for wid, w in sorted(after.workers.items())],
+        }
     elapsed = max(after.at - before.at, 1e-9)
     pipelines = []
     for name in sorted(set(after.requests) | set(after.in_flight)):
@@ -149,7 +169,7 @@ def render(url: str, snap: dict[str, Any]) -> Any:
             str(w["id"]),
             str(w["generation"]),
             "[green]yes[/]" if w["in_sync"] else "[red]no[/]",
-            str(w["pipelines"]),
+            "-" if w["pipelines"] is None else str(w["pipelines"]),
         )
     return Group(pipes, workers)
 

@@ -86,7 +86,7 @@ def run(
     settings = _settings(host, port, pipelines_dir, additional_python_path)
     if debug:
         settings = settings.model_copy(update={"show_tracebacks": True})
-    configure_logging(settings.log_level, tag="hayhooks-mcp")
+    configure_logging(settings.log_level, tag="hayhooks-mcp", log_format=settings.log_format)
     if transport is TransportChoice.stdio:
         asyncio.run(_serve_stdio(settings, wire_in, wire_out))
     else:
@@ -112,21 +112,30 @@ def _settings(
 # -- http ------------------------------------------------------------------------------------------
 def build_http_app(settings: Any, json_response: bool = False) -> Any:
     """The standalone app: MCP routes, ``GET /health`` (with readiness and tools), ``GET /status``
-    (``{"status": "ok"}``, as in 2.x), and the service started in its lifespan."""
-    from starlette.applications import Starlette
+    (``{"status": "ok"}``, as in 2.x), the observability of ``hayhooks run`` (``GET /metrics``,
+    ``GET /traces``, request ids, log formats) and the service started in its lifespan.
+
+    A FastAPI app (with no docs or OpenAPI routes) rather than a bare Starlette one, so the error
+    handlers and ``hayhooks.observability.install`` are the very ones the main server uses.
+    """
+    from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    from starlette.routing import BaseRoute, Route
 
+    from hayhooks import observability
     from hayhooks.mcp import mcp_routes
     from hayhooks.mcp.server import HayhooksMCP
     from hayhooks.pipelines.service import PipelineService
+    from hayhooks.server.errors import install_error_handlers
+    from hayhooks.server.fastapi_options import without_fastapi_telemetry
+    from hayhooks.server.protection import install_security
 
     service = PipelineService(settings)
     bridge = HayhooksMCP(service, transport="http")
     # One process: stateful sessions are safe here and let handshake-era Streamable HTTP clients
     # receive list_changed notifications on their GET stream.
-    routes = mcp_routes(bridge, stateless=False, json_response=json_response)
+    routes: list[BaseRoute] = [*mcp_routes(bridge, stateless=False, json_response=json_response)]
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -139,42 +148,61 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
 
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/status", status, methods=["GET"]))
+    observing: list[Any] = []  # the lifespan part of observability.install, set below
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await service.start()
         try:
-            await service.wait_ready()
-            async with bridge.running():
-                yield
+            async with observing[0]:  # metrics, recent runs, trace export: as in create_app
+                await service.wait_ready()
+                async with bridge.running():
+                    yield
         finally:
             await service.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
-    from hayhooks.server.protection import install_security
-
-    install_security(app, settings, public_paths=("/health", "/status"))
+    app = FastAPI(
+        routes=routes,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        **without_fastapi_telemetry(),
+    )
     app.state.service = service
+    app.state.settings = settings
     app.state.mcp = bridge
+    install_error_handlers(app, settings.show_tracebacks)
+    observing.append(observability.install(app, service))
+    install_security(app, settings, public_paths=("/health", "/status"))
     return app
 
 
 def _serve_http(settings: Any, json_response: bool = False) -> None:
     import uvicorn
 
-    app = build_http_app(settings, json_response=json_response)
+    from hayhooks.observability.logs import uvicorn_log_config
+    from hayhooks.observability.runner import instance_metrics_dir
+    from hayhooks.server.runner import exit_zero_after_sigterm
+
     logging.getLogger("hayhooks").info(
         "MCP server on http://%s:%s (Streamable HTTP: /mcp, SSE: /sse)", settings.host, settings.port
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        root_path=settings.root_path,
-        log_level=settings.log_level.lower(),
-        # In-flight tool calls get HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT; open SSE streams are then cut.
-        timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
-    )
+    # A metrics directory of its own, as every `hayhooks run` instance has: a `hayhooks run` on the
+    # same pipelines directory (or a parent's PROMETHEUS_MULTIPROC_DIR) never mixes into its counts.
+    # Exiting normally after SIGTERM (as `hayhooks run` does) is what lets it remove the directory.
+    with exit_zero_after_sigterm(), instance_metrics_dir():
+        uvicorn.run(
+            build_http_app(settings, json_response=json_response),
+            host=settings.host,
+            port=settings.port,
+            root_path=settings.root_path,
+            log_level=settings.log_level.lower(),
+            access_log=settings.access_log,
+            log_config=uvicorn_log_config(settings.log_format, settings.access_log_excluded_path_prefixes),
+            # In-flight tool calls get HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT; open SSE streams are then cut.
+            timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+        )
 
 
 # -- stdio -----------------------------------------------------------------------------------------

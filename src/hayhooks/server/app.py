@@ -5,7 +5,6 @@ the module-level ``app`` (for ``uvicorn hayhooks.server.app:app`` / ``fastapi ru
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,6 +19,7 @@ from hayhooks.pipelines.service import PipelineService
 from hayhooks.server import docs, openapi
 from hayhooks.server.drain import Drain
 from hayhooks.server.errors import install_error_handlers
+from hayhooks.server.fastapi_options import without_fastapi_telemetry
 from hayhooks.server.protection import install_security
 from hayhooks.server.routes import deploy, draw, durable, health, run, status
 from hayhooks.settings import HayhooksSettings
@@ -65,7 +65,7 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by hayhooks.server.docs, from local assets
         redoc_url=None,
-        **_without_fastapi_telemetry(),
+        **without_fastapi_telemetry(),
     )
     # HAYHOOKS_ROOT_PATH / --root-path: uvicorn gets it from run_server; the attribute (not the
     # constructor argument, deprecated in FastAPI) also covers `uvicorn hayhooks.server.app:app`.
@@ -88,16 +88,6 @@ def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     openapi.install(app, service)
     install_security(app, settings)  # after openapi.install: it declares the security schemes
     return app
-
-
-def _without_fastapi_telemetry() -> dict[str, Any]:
-    """Recent FastAPI versions record their own OpenTelemetry spans, metrics and logs per request.
-    Hayhooks records its own (``hayhooks.observability``: one server span per request, a run span
-    per run); FastAPI's would duplicate them, and asking whether they are on costs every request
-    three provider lookups (about 2% of an echo request)."""
-    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
-        return {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
-    return {}
 
 
 def create_app_from_env() -> FastAPI:

@@ -56,7 +56,7 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         **uvicorn_options,
     }
     protocols.header_read_timeout = settings.header_read_timeout
-    with _exit_zero_after_sigterm(), instance_metrics_dir():
+    with exit_zero_after_sigterm(), instance_metrics_dir():
         if workers == 1:
             from hayhooks.server.app import create_app
 
@@ -67,7 +67,7 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
 
 
 @contextlib.contextmanager
-def _exit_zero_after_sigterm() -> Iterator[None]:
+def exit_zero_after_sigterm() -> Iterator[None]:
     """A drained shutdown is a success: exit 0, not "killed by SIGTERM".
 
     uvicorn re-raises the signal it handled once it has shut down, for the handler that was there
