@@ -70,3 +70,14 @@ def test_generated_request_ids_are_unique_hex_and_differ_in_a_forked_child():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child[:20] != context.new_request_id()[:20]
+
+
+async def test_refusals_of_the_access_guard_carry_the_request_id(app_client, pipelines_dir):
+    """The request-id layer wraps the guard: a 401 (and an OpenAI-shaped 401) has the id too."""
+    client = await app_client(pipelines_dir, api_keys="k1")
+    refused = await client.post("/echo/run", json={}, headers={"X-Request-ID": "caller-7"})
+    assert refused.status_code == 401
+    assert refused.headers["x-request-id"] == "caller-7" and refused.json()["request_id"] == "caller-7"
+    openai = await client.post("/v1/chat/completions", json={})
+    assert openai.status_code == 401 and "error" in openai.json()
+    assert openai.json()["request_id"] == openai.headers["x-request-id"]

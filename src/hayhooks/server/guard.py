@@ -17,6 +17,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hayhooks.observability.context import current_request_id
 from hayhooks.openai.convert import error_body
 from hayhooks.security import Caller, api_key_valid, mcp_origin_allowed
 from hayhooks.server.cors import CORSPolicies
@@ -42,6 +43,9 @@ async def refuse(
         body: dict[str, Any] = error_body(message, kind, openai_code)
     else:
         body = {"detail": message}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     log.info("%s %s -> %s: %s", scope.get("method"), path[:200], status, message)
     await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 

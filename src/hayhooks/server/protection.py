@@ -18,6 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from hayhooks.server.guard import Edge
 from hayhooks.server.paths import route_kind
@@ -30,7 +31,9 @@ def install_security(app: Starlette, settings: HayhooksSettings, public_paths: I
 
     ``public_paths`` are always open (e.g. the standalone MCP server's ``/status`` health check).
     """
-    app.add_middleware(Edge, settings=settings, public_paths=tuple(public_paths))  # type: ignore[arg-type]
+    # Innermost of the app's middleware (``add_middleware`` would make it the outermost): the
+    # request-id layer wraps it, so refusals (401, 403, 413, CORS) carry an id and a server span too.
+    app.user_middleware.append(Middleware(Edge, settings=settings, public_paths=tuple(public_paths)))  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     if isinstance(app, FastAPI):
         declare_security(app, settings)
