@@ -97,7 +97,7 @@ class HayhooksSettings(BaseSettings):
         description="Keys accepted on the serving routes (Bearer or X-API-Key); empty = open.",
     )
     protect_docs: bool = Field(
-        False, description="Require an API key for /docs, /redoc and /openapi.json too."
+        False, description="Require an API key for /docs, /redoc, /openapi.json and /openapi.yaml too."
     )
     max_request_bytes: int = Field(
         16 * 1024 * 1024, description="Largest request body (JSON, deploys) in bytes; 0 = no limit."

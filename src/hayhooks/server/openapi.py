@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI
+import yaml
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
 from pydantic.json_schema import models_json_schema
 
 from hayhooks.pipelines.models import LoadedPipeline, RunSpec
@@ -55,6 +57,41 @@ def install(app: FastAPI, service: PipelineService) -> None:
         return cache["schema"]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get(YAML_PATH, include_in_schema=False)
+    async def openapi_yaml(request: Request) -> Response:
+        return Response(as_yaml(served_document(request)), media_type="application/yaml")
+
+
+YAML_PATH = "/openapi.yaml"
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter when PyYAML was built with it (much faster), else the pure one; a schema
+    used twice is written out twice, never as a ``&id001`` anchor some OpenAPI tools reject."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def served_document(request: Request) -> dict[str, Any]:
+    """The document as ``/openapi.json`` serves it: ``app.openapi()`` (built once per registry
+    version, security schemes included) plus, behind a proxy prefix, the ``servers`` entry FastAPI's
+    own ``/openapi.json`` route adds for the request's ``root_path``."""
+    app = request.app
+    schema: dict[str, Any] = app.openapi()
+    root_path = str(request.scope.get("root_path", "")).rstrip("/")
+    if root_path and app.root_path_in_servers:
+        servers = schema.get("servers", [])
+        if root_path not in {s.get("url") for s in servers}:
+            schema = {**schema, "servers": [{"url": root_path}, *servers]}
+    return schema
+
+
+def as_yaml(schema: dict[str, Any]) -> str:
+    """The OpenAPI document as YAML, keys in the JSON document's order (``openapi`` and ``info``
+    first, as people expect to read them)."""
+    return str(yaml.dump(schema, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
 
 
 def schema_namespace(pipeline_name: str) -> str:
