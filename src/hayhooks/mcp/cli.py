@@ -86,7 +86,12 @@ def run(
     settings = _settings(host, port, pipelines_dir, additional_python_path)
     if debug:
         settings = settings.model_copy(update={"show_tracebacks": True})
-    configure_logging(settings.log_level, tag="hayhooks-mcp")
+    configure_logging(
+        settings.log_level,
+        tag="hayhooks-mcp",
+        log_format=settings.log_format,
+        intercepted=settings.intercepted_loggers,
+    )
     if transport is TransportChoice.stdio:
         asyncio.run(_serve_stdio(settings, wire_in, wire_out))
     else:
@@ -162,6 +167,8 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
 def _serve_http(settings: Any, json_response: bool = False) -> None:
     import uvicorn
 
+    from hayhooks.observability.logs import uvicorn_log_config
+
     app = build_http_app(settings, json_response=json_response)
     logging.getLogger("hayhooks").info(
         "MCP server on http://%s:%s (Streamable HTTP: /mcp, SSE: /sse)", settings.host, settings.port
@@ -172,6 +179,10 @@ def _serve_http(settings: Any, json_response: bool = False) -> None:
         port=settings.port,
         root_path=settings.root_path,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers named in HAYHOOKS_INTERCEPTED_LOGGERS write in our format, as on `run`.
+        log_config=uvicorn_log_config(
+            settings.log_format, settings.access_log_excluded_path_prefixes, settings.intercepted_loggers
+        ),
         # In-flight tool calls get HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT; open SSE streams are then cut.
         timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
     )
