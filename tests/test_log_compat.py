@@ -60,3 +60,30 @@ def test_a_2x_wrapper_that_logs_the_loguru_way_serves(live_app, tmp_path: Path, 
     assert "Running pipeline with name: Ada" in messages
     assert "Greeting Ada (3 letters)" in messages
     assert "logs_2x is set up" in messages
+
+
+def test_bind_adds_fields_and_opt_is_accepted(records) -> None:
+    from hayhooks.observability.logs import JsonFormatter
+
+    log.bind(user="ada", attempt=2).info("hello {}", "there")
+    log.bind(user="ada").bind(step="b", name="clash").success("chained")
+    log.opt(lazy=True, depth=1).info("plain %s", "call")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.opt(exception=True).error("failed")
+        log.bind(job=7).opt(exception=True).warning("failed too")
+    first, chained, plain, failed, failed_too = records
+    assert first.getMessage() == "hello there" and (first.user, first.attempt) == ("ada", 2)
+    assert chained.levelname == "SUCCESS" and (chained.user, chained.step, chained.name_) == (
+        "ada",
+        "b",
+        "clash",
+    )
+    assert chained.name == "hayhooks"
+    assert plain.getMessage() == "plain call" and not hasattr(plain, "user")
+    assert failed.exc_info and failed.exc_info[0] is ValueError
+    assert failed_too.exc_info and failed_too.job == 7
+    line = __import__("json").loads(JsonFormatter().format(first))
+    assert line["user"] == "ada" and line["attempt"] == 2 and line["message"] == "hello there"
+    assert "exception" in __import__("json").loads(JsonFormatter().format(failed_too))

@@ -227,3 +227,66 @@ async def test_docs_links_carry_the_root_path(app_client, pipelines_dir):
     html = (await client.get("/docs")).text
     assert "/hh/docs/assets/swagger-ui.css" in html and "'/hh/openapi.json'" in html
     assert 'spec-url="/hh/openapi.json"' in (await client.get("/redoc")).text
+
+
+# -- /openapi.yaml ---------------------------------------------------------------------------------
+def _yaml_doc(response: httpx.Response) -> dict[str, Any]:
+    import yaml
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/yaml")
+    assert "&id" not in response.text  # no anchors: every schema written out where it is used
+    return yaml.safe_load(response.text)
+
+
+@pytest.mark.e2e
+def test_openapi_yaml_is_the_json_document_and_follows_runtime_deploys(hayhooks_server, pipelines_dir):
+    from conftest import SAMPLE_PIPELINES, read_folder
+
+    server = hayhooks_server(pipelines_dir)
+    before = _yaml_doc(httpx.get(f"{server.url}/openapi.yaml", timeout=30))
+    assert before == httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    assert "/echo/run" not in before["paths"] and "/deploy-files" in before["paths"]
+
+    files = read_folder(SAMPLE_PIPELINES / "echo")
+    r = httpx.post(f"{server.url}/deploy-files", json={"name": "echo", "files": files}, timeout=60)
+    assert r.status_code == 200, r.text
+    after = _yaml_doc(httpx.get(f"{server.url}/openapi.yaml", timeout=30))
+    assert after == httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    assert after["paths"]["/echo/run"]["post"]["operationId"] == "run_echo"
+
+    assert httpx.post(f"{server.url}/undeploy/echo", timeout=60).status_code == 200
+    gone = _yaml_doc(httpx.get(f"{server.url}/openapi.yaml", timeout=30))
+    assert "/echo/run" not in gone["paths"]
+
+
+async def test_openapi_yaml_keeps_the_root_path_and_hidden_deploy_routes(app_client, pipelines_dir):
+    client = await app_client(
+        copy_pipelines(pipelines_dir, "echo"), root_path="/hh", disable_runtime_deploy=True
+    )
+    doc = _yaml_doc(await client.get("/openapi.yaml"))
+    assert doc == (await client.get("/openapi.json")).json()
+    assert doc["servers"] == [{"url": "/hh"}]
+    assert "/echo/run" in doc["paths"]
+    assert not any(path.startswith(("/deploy", "/undeploy")) for path in doc["paths"])
+
+
+async def test_openapi_yaml_is_a_docs_route_for_api_keys(app_client, pipelines_dir):
+    open_docs = await app_client(pipelines_dir, api_keys=["k1"])
+    doc = _yaml_doc(await open_docs.get("/openapi.yaml"))  # docs stay open unless protected
+    assert doc == (await open_docs.get("/openapi.json")).json()
+    assert "APIKeyBearer" in doc["components"]["securitySchemes"]
+
+    protected = await app_client(pipelines_dir, api_keys=["k1"], protect_docs=True)
+    assert (await protected.get("/openapi.yaml")).status_code == 401
+    keyed = _yaml_doc(await protected.get("/openapi.yaml", headers={"X-API-Key": "k1"}))
+    assert keyed["paths"]["/status"]["get"]["security"] == [{"APIKeyBearer": []}, {"APIKeyHeader": []}]
+
+
+def test_openapi_yaml_is_no_pipeline_name():
+    from hayhooks.errors import InvalidInput
+    from hayhooks.pipelines.names import validate_name
+
+    for name in ("openapi.yaml", "OpenAPI.yaml", "openapi.json"):
+        with pytest.raises(InvalidInput):
+            validate_name(name)

@@ -36,6 +36,8 @@ _LAZY = {
     "durable_streaming_callback": "hayhooks.durable.context",
     "RetryExecution": "hayhooks.durable.errors",
     "durable_agent_hooks": "hayhooks.durable.agent_hooks",
+    "YAMLPipelineWrapper": "hayhooks.pipelines.yaml_pipeline",
+    "coerce_pipeline_inputs": "hayhooks.pipelines.coerce",
 }
 
 __all__ = [

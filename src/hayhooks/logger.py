@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from collections.abc import Sequence
 
 from hayhooks.log_compat import install as _loguru_habits
 
@@ -9,11 +10,15 @@ from hayhooks.log_compat import install as _loguru_habits
 log = _loguru_habits(logging.getLogger("hayhooks"))
 
 
-def configure_logging(level: str, tag: str = "hayhooks", log_format: str = "text") -> None:
+def configure_logging(
+    level: str, tag: str = "hayhooks", log_format: str = "text", intercepted: Sequence[str] = ()
+) -> None:
     """Our log lines go to stderr (stdout may be a protocol wire, as with MCP over stdio).
 
     ``log_format`` is ``text`` or ``json`` (``HAYHOOKS_LOG_FORMAT``); both carry the request id.
+    ``intercepted`` (``HAYHOOKS_INTERCEPTED_LOGGERS``) names library loggers that get the same.
     """
+    from hayhooks.observability.intercept import intercept
     from hayhooks.observability.logs import make_formatter
 
     log.setLevel(level.upper())
@@ -23,3 +28,4 @@ def configure_logging(level: str, tag: str = "hayhooks", log_format: str = "text
         log.propagate = False
     for existing in log.handlers:
         existing.setFormatter(make_formatter(log_format, tag))
+    intercept(intercepted, level, log_format)

@@ -105,7 +105,7 @@ class HayhooksSettings(BaseSettings):
         description="Keys accepted on the serving routes (Bearer or X-API-Key); empty = open.",
     )
     protect_docs: bool = Field(
-        False, description="Require an API key for /docs, /redoc and /openapi.json too."
+        False, description="Require an API key for /docs, /redoc, /openapi.json and /openapi.yaml too."
     )
     max_request_bytes: int = Field(
         16 * 1024 * 1024, description="Largest request body (JSON, deploys) in bytes; 0 = no limit."
@@ -275,6 +275,18 @@ class HayhooksSettings(BaseSettings):
         "hayhooks:store", description="Prefix of every Redis key the pipelines store writes."
     )
 
+    # Hayhooks 2.x compatibility, issue 8 follow-up (compat2): intercepted loggers, excluded spans
+    intercepted_loggers: StrList = Field(
+        default_factory=lambda: ["uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"],
+        description="Standard-library loggers whose records go out in our format (HAYHOOKS_LOG_FORMAT, "
+        "request id) at HAYHOOKS_LOG_LEVEL, once: a JSON list or a comma list.",
+    )
+    tracing_excluded_spans: StrList = Field(
+        default_factory=lambda: ["send", "receive"],
+        description="Spans not exported over OTLP: a name matches a span of that exact name, and "
+        "`send` / `receive` also match ASGI instrumentation's per-message spans (`GET /x http send`).",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _legacy_log_variable(cls, data: Any) -> Any:
@@ -292,6 +304,8 @@ class HayhooksSettings(BaseSettings):
         "cors_expose_headers",
         "files_to_ignore_patterns",
         "access_log_excluded_path_prefixes",
+        "intercepted_loggers",
+        "tracing_excluded_spans",
         mode="before",
     )
     @classmethod

@@ -106,3 +106,58 @@ def test_one_run_gives_server_run_pipeline_and_component_spans(hayhooks_server, 
     assert attributes["hayhooks.surface"] == "run" and attributes["hayhooks.outcome"] == "ok"
     status = {a.key: a.value.int_value for a in server_span.attributes}
     assert status["http.response.status_code"] == 200
+
+
+SPAN_NAMES = Path(__file__).resolve().parents[1] / "fixtures" / "observability" / "span_names"
+
+
+def test_excluded_span_names_are_not_exported(hayhooks_server, pipelines_dir, receiver):
+    shutil.copytree(SPAN_NAMES, pipelines_dir / "span_names")
+    server = hayhooks_server(
+        pipelines_dir,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "HAYHOOKS_TRACING_EXCLUDED_SPANS": "send, receive, noisy.step",
+        },
+    )
+    r = httpx.post(
+        f"{server.url}/span_names/run",
+        json={"tag": "t"},
+        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+
+    def names() -> set[str]:
+        seen = {s.name for s in receiver.spans if s.trace_id.hex() == TRACE_ID}
+        return seen if {"POST /span_names/run", "kept.step", "send_email"} <= seen else set()
+
+    seen = wait_until(names, timeout=30, interval=0.2)
+    server.proc.send_signal(__import__("signal").SIGTERM)  # shutdown flushes whatever is left
+    server.proc.wait(30)
+    seen = {s.name for s in receiver.spans if s.trace_id.hex() == TRACE_ID}
+    assert {"POST /span_names/run", "hayhooks.pipeline.run", "kept.step", "send_email"} <= seen
+    assert not seen & {"POST /fake http send", "POST /fake http receive", "noisy.step"}
+    kept = next(s for s in receiver.spans if s.name == "kept.step")
+    run = next(s for s in receiver.spans if s.name == "hayhooks.pipeline.run")
+    assert kept.parent_span_id == run.span_id  # what stays keeps its place in the trace
+
+
+def test_span_name_matching_is_exact_or_the_asgi_child_form():
+    from hayhooks.observability.span_filter import SpanNames
+    from hayhooks.settings import HayhooksSettings
+
+    default = SpanNames(HayhooksSettings().tracing_excluded_spans)
+    assert "POST /x/run http send" in default and "GET /sse websocket receive" in default
+    assert "send" in default and "receive" in default
+    for kept in (
+        "send_email",
+        "POST /x/run",
+        "hayhooks.pipeline.run",
+        "resend",
+        "http send now",
+        "xhttp send",
+    ):
+        assert kept not in default, kept
+    assert "noisy" not in SpanNames([]) and "noisy" in SpanNames(["noisy", " "])

@@ -86,7 +86,12 @@ def run(
     settings = _settings(host, port, pipelines_dir, additional_python_path)
     if debug:
         settings = settings.model_copy(update={"show_tracebacks": True})
-    configure_logging(settings.log_level, tag="hayhooks-mcp", log_format=settings.log_format)
+    configure_logging(
+        settings.log_level,
+        tag="hayhooks-mcp",
+        log_format=settings.log_format,
+        intercepted=settings.intercepted_loggers,
+    )
     if transport is TransportChoice.stdio:
         asyncio.run(_serve_stdio(settings, wire_in, wire_out))
     else:
@@ -199,7 +204,10 @@ def _serve_http(settings: Any, json_response: bool = False) -> None:
             root_path=settings.root_path,
             log_level=settings.log_level.lower(),
             access_log=settings.access_log,
-            log_config=uvicorn_log_config(settings.log_format, settings.access_log_excluded_path_prefixes),
+            # uvicorn's loggers named in HAYHOOKS_INTERCEPTED_LOGGERS write in our format, as on `run`.
+            log_config=uvicorn_log_config(
+                settings.log_format, settings.access_log_excluded_path_prefixes, settings.intercepted_loggers
+            ),
             # In-flight tool calls get HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT; open SSE streams are then cut.
             timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
         )

@@ -27,7 +27,9 @@ def install(app: Any, service: Any) -> Any:
     from hayhooks.observability.tracing import setup_tracing
 
     settings = service.settings
-    apply_to_uvicorn(settings.log_format, settings.access_log_excluded_path_prefixes)
+    apply_to_uvicorn(
+        settings.log_format, settings.access_log_excluded_path_prefixes, settings.intercepted_loggers
+    )
     recent = None
     if settings.recent_runs > 0:
         recent = RecentRuns(service.store.meta / "runs", service.cluster.id, settings.recent_runs)
@@ -50,7 +52,7 @@ def install(app: Any, service: Any) -> Any:
                 # Followed for the process' life: counts made while shutting down (releases) are
                 # written by the flush at exit.
                 observer.metrics.pending.follow(durable.metrics, observer.metrics.durable_events)
-        tracing = setup_tracing()
+        tracing = setup_tracing(settings.tracing_excluded_spans)
         observer.use_tracing(tracing)
         if recent is not None or tracing is not None:
             enable_haystack_tracer(tracing.haystack_tracer if tracing is not None else None)

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from hayhooks.observability import context
 
@@ -78,9 +78,10 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``LEVEL:     [tag] [request id] message``; the id part only inside a request."""
+    """``LEVEL:     [tag] [request id] message``; the id part only inside a request. A ``None`` tag
+    shows the logger's name (the lines of intercepted library loggers say where they come from)."""
 
-    def __init__(self, tag: str = "hayhooks") -> None:
+    def __init__(self, tag: Optional[str] = "hayhooks") -> None:
         super().__init__()
         self.tag = tag
 
@@ -88,7 +89,7 @@ class TextFormatter(logging.Formatter):
         if not hasattr(record, "request_id"):
             RequestContextFilter().filter(record)
         rid = record.request_id  # type: ignore[attr-defined]
-        prefix = f"{record.levelname}:".ljust(10) + f"[{self.tag}] "
+        prefix = f"{record.levelname}:".ljust(10) + f"[{self.tag or record.name}] "
         if rid != "-":
             prefix += f"[{rid}] "
         text = prefix + record.getMessage()
@@ -97,12 +98,28 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def make_formatter(log_format: str, tag: str = "hayhooks") -> logging.Formatter:
+def make_formatter(log_format: str, tag: Optional[str] = "hayhooks") -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else TextFormatter(tag)
 
 
-def uvicorn_log_config(log_format: str, excluded_prefixes: Sequence[str]) -> dict[str, Any]:
-    """A ``logging.config`` dict for uvicorn (``log_config=``): our formats and filters, in every worker."""
+_UVICORN_TEXT = "%(levelprefix)s %(message)s"
+_UVICORN_ACCESS = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+
+
+def uvicorn_log_config(
+    log_format: str, excluded_prefixes: Sequence[str], intercepted: Optional[Sequence[str]] = None
+) -> dict[str, Any]:
+    """A ``logging.config`` dict for uvicorn (``log_config=``): our formats and filters, in every worker.
+
+    ``intercepted`` (``HAYHOOKS_INTERCEPTED_LOGGERS``; ``None`` = all three) names the uvicorn
+    loggers that get our format; the others keep uvicorn's own. The access-path filter applies
+    either way (it is a setting of its own).
+    """
+    ours = set(_UVICORN_LOGGERS if intercepted is None else intercepted)
+    plain: dict[str, Any] = {
+        "plain": {"()": "uvicorn.logging.DefaultFormatter", "fmt": _UVICORN_TEXT},
+        "plain_access": {"()": "uvicorn.logging.AccessFormatter", "fmt": _UVICORN_ACCESS},
+    }
     if log_format == "json":
         formatters: dict[str, Any] = {
             "default": {"()": "hayhooks.observability.logs.JsonFormatter"},
@@ -110,12 +127,25 @@ def uvicorn_log_config(log_format: str, excluded_prefixes: Sequence[str]) -> dic
         }
     else:
         formatters = {
-            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"},
-            "access": {
-                "()": "uvicorn.logging.AccessFormatter",
-                "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s [%(request_id)s]',
-            },
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": _UVICORN_TEXT},
+            "access": {"()": "uvicorn.logging.AccessFormatter", "fmt": _UVICORN_ACCESS + " [%(request_id)s]"},
         }
+
+    def handler(formatter: str, stream: str, *filters: str) -> dict[str, Any]:
+        return {
+            "formatter": formatter,
+            "class": "logging.StreamHandler",
+            "stream": stream,
+            "filters": ["context", *filters],
+        }
+
+    def pick(name: str, kind: str) -> list[str]:
+        """The handler of a uvicorn logger: ours when intercepted, uvicorn's format otherwise."""
+        return [kind if name in ours else f"plain_{kind}"]
+
+    error: dict[str, Any] = {"level": "INFO"}
+    if ("uvicorn.error" in ours) != ("uvicorn" in ours):  # not the parent's format: a handler of its own
+        error.update(handlers=pick("uvicorn.error", "default"), propagate=False)
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -126,33 +156,33 @@ def uvicorn_log_config(log_format: str, excluded_prefixes: Sequence[str]) -> dic
                 "prefixes": list(excluded_prefixes),
             },
         },
-        "formatters": formatters,
+        "formatters": {**formatters, **plain},
         "handlers": {
-            "default": {
-                "formatter": "default",
-                "class": "logging.StreamHandler",
-                "stream": "ext://sys.stderr",
-                "filters": ["context"],
-            },
-            "access": {
-                "formatter": "access",
-                "class": "logging.StreamHandler",
-                "stream": "ext://sys.stdout",
-                "filters": ["context", "access_paths"],
-            },
+            "default": handler("default", "ext://sys.stderr"),
+            "access": handler("access", "ext://sys.stdout", "access_paths"),
+            "plain_default": handler("plain", "ext://sys.stderr"),
+            "plain_access": handler("plain_access", "ext://sys.stdout", "access_paths"),
         },
         "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "uvicorn.error": {"level": "INFO"},
-            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "uvicorn": {"handlers": pick("uvicorn", "default"), "level": "INFO", "propagate": False},
+            "uvicorn.error": error,
+            "uvicorn.access": {
+                "handlers": pick("uvicorn.access", "access"),
+                "level": "INFO",
+                "propagate": False,
+            },
         },
     }
 
 
-def apply_to_uvicorn(log_format: str, excluded_prefixes: Sequence[str]) -> None:
+def apply_to_uvicorn(
+    log_format: str, excluded_prefixes: Sequence[str], intercepted: Optional[Sequence[str]] = None
+) -> None:
     """For servers started without our runner (``uvicorn hayhooks.server.app:app``): uvicorn has
-    configured its loggers already; give their handlers our format and filters."""
+    configured its loggers already; give the handlers of the intercepted ones our format and filters."""
     for name in _UVICORN_LOGGERS:
+        if intercepted is not None and name not in intercepted:
+            continue
         logger = logging.getLogger(name)
         for handler in logger.handlers:
             if not any(isinstance(f, RequestContextFilter) for f in handler.filters):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any, Optional
 
 log = logging.getLogger("hayhooks")
@@ -42,8 +43,11 @@ def wanted() -> bool:
     return any(os.environ.get(name) for name in ENDPOINT_VARIABLES)
 
 
-def setup_tracing() -> Optional[Tracing]:
-    """Once per process: the exporting tracer, or None when tracing is off or not installed."""
+def setup_tracing(excluded_spans: Sequence[str] = ()) -> Optional[Tracing]:
+    """Once per process: the exporting tracer, or None when tracing is off or not installed.
+
+    ``excluded_spans`` (``HAYHOOKS_TRACING_EXCLUDED_SPANS``) names spans that are never exported.
+    """
     global _tracing, _attempted
     if _attempted:
         return _tracing
@@ -68,7 +72,12 @@ def setup_tracing() -> Optional[Tracing]:
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "hayhooks"}
     provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    processor: Any = BatchSpanProcessor(OTLPSpanExporter())
+    if any(name.strip() for name in excluded_spans):
+        from hayhooks.observability.span_filter import ExcludingSpanProcessor
+
+        processor = ExcludingSpanProcessor(processor, excluded_spans)
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     haystack_tracer = None
     try:

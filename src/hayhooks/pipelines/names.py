@@ -31,6 +31,7 @@ RESERVED_NAMES = frozenset(
         "redoc",
         "openapi",
         "openapi.json",
+        "openapi.yaml",
         "v1",
         "health",
         "ready",

@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 from haystack import Pipeline
 
-from hayhooks.errors import PipelineLoadError
+from hayhooks.errors import InvalidInput, PipelineLoadError
+from hayhooks.pipelines.coerce import Converter, converter_for
 from hayhooks.pipelines.signature import build_io_spec
 from hayhooks.pipelines.wrapper import BasePipelineWrapper
 
@@ -110,34 +113,125 @@ def _targets(name: str, key: str, value: Any) -> list[tuple[str, str]]:
 
 
 class YAMLPipelineWrapper(BasePipelineWrapper):
-    """Runs a YAML pipeline: scatters request fields to sockets, gathers declared outputs."""
+    """A YAML pipeline served like a wrapper: request fields scattered to the declared sockets, the
+    declared outputs gathered into the result.
+
+    The server builds one for every YAML file of the pipelines directory; it is public (``from
+    hayhooks import YAMLPipelineWrapper``, as in Hayhooks 2.x) for code that wants the same thing
+    outside the server, from a string or a file::
+
+        wrapper = YAMLPipelineWrapper.from_file("pipelines/qa.yml")
+        wrapper.run_api(question="Who?")            # {"answer": ...}
+        await wrapper.run_api_async(question="Who?")
+
+    Inputs may be given in their JSON form (a ``ChatMessage`` as its ``to_dict()``): they are built
+    for the target socket's type as ``coerce_pipeline_inputs`` does.
+    """
 
     def __init__(
         self,
         pipeline: Pipeline,
         inputs: dict[str, list[tuple[str, str]]],
         outputs: dict[str, tuple[str, str]],
+        *,
+        name: str = "yaml_pipeline",
+        description: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.pipeline = pipeline
+        self.name = name
         self.inputs = inputs
         self.outputs = outputs
+        self.description = description or f"Run the '{name}' pipeline"
         self.include_outputs_from = {component for component, _ in outputs.values()}
+        # Worked out once: only fields whose socket type has a class to build pay anything per run.
+        sockets = pipeline.inputs(include_components_with_connected_inputs=True)
+        self._converters: dict[str, Converter] = {}
+        for key, targets in inputs.items():
+            component, socket = targets[0]
+            info = sockets.get(component, {}).get(socket)
+            convert = converter_for(info["type"]) if info is not None else None
+            if convert is not None:
+                self._converters[key] = convert
 
-    def setup(self) -> None:  # built in __init__; setup exists for the contract
+    @classmethod
+    def from_yaml(
+        cls,
+        source: str,
+        name: str = "yaml_pipeline",
+        *,
+        description: Optional[str] = None,
+        allowed_modules: Sequence[str] = (),
+    ) -> YAMLPipelineWrapper:
+        """Build from YAML text with ``inputs:`` / ``outputs:`` sections (``PipelineLoadError`` if it
+        is not one). ``description`` wins over the YAML's; ``allowed_modules`` extends Haystack's
+        deserialization allowlist, like ``HAYHOOKS_YAML_ALLOWED_MODULES``."""
+        return _build(cls, name, source, list(allowed_modules), description)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        name: Optional[str] = None,
+        *,
+        description: Optional[str] = None,
+        allowed_modules: Sequence[str] = (),
+    ) -> YAMLPipelineWrapper:
+        """Build from a YAML file; the pipeline's name defaults to the file's stem."""
+        file = Path(path)
+        return cls.from_yaml(
+            file.read_text(encoding="utf-8"),
+            name or file.stem,
+            description=description,
+            allowed_modules=allowed_modules,
+        )
+
+    def setup(self) -> None:  # built by from_yaml; setup exists for the contract
         pass
 
     def run_api(self, **kwargs: Any) -> dict[str, Any]:
+        """Run the pipeline (blocking); the result maps each declared output to its value."""
+        result = self.pipeline.run(self._data(kwargs), include_outputs_from=self.include_outputs_from)
+        return self._gather(result)
+
+    async def run_api_async(self, **kwargs: Any) -> dict[str, Any]:
+        """The same, with ``Pipeline.run_async`` (for callers already on an event loop)."""
+        result = await self.pipeline.run_async(
+            self._data(kwargs), include_outputs_from=self.include_outputs_from
+        )
+        return self._gather(result)
+
+    def _data(self, kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data: dict[str, dict[str, Any]] = {}
         for field, value in kwargs.items():
-            for component, socket in self.inputs[field]:
+            targets = self.inputs.get(field)
+            if targets is None:
+                known = ", ".join(sorted(self.inputs))
+                raise InvalidInput(f"Pipeline '{self.name}' has no input '{field}' (its inputs: {known})")
+            convert = self._converters.get(field)
+            if convert is not None:
+                value = convert(value, f"input '{field}'")
+            for component, socket in targets:
                 data.setdefault(component, {})[socket] = value
-        result = self.pipeline.run(data, include_outputs_from=self.include_outputs_from)
+        return data
+
+    def _gather(self, result: dict[str, Any]) -> dict[str, Any]:
         return {key: result.get(comp, {}).get(socket) for key, (comp, socket) in self.outputs.items()}
 
 
 def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapper:
-    data = parse_yaml(name, path.read_text(encoding="utf-8"))
+    """The server's loader: a YAML file of the pipelines directory as a wrapper."""
+    return YAMLPipelineWrapper.from_file(path, name, allowed_modules=allowed_modules)
+
+
+def _build(
+    cls: type[YAMLPipelineWrapper],
+    name: str,
+    text: str,
+    allowed_modules: list[str],
+    description_override: Optional[str],
+) -> YAMLPipelineWrapper:
+    data = parse_yaml(name, text)
     inputs = {key: _targets(name, key, value) for key, value in data["inputs"].items()}
     outputs: dict[str, tuple[str, str]] = {}
     for key, value in data["outputs"].items():
@@ -145,7 +239,7 @@ def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapp
             _targets(name, key, value) if not isinstance(value, list) else _targets(name, key, value[:1])
         )
         outputs[key] = target
-    description = str(data.get("description") or f"Run the '{name}' pipeline")
+    description = description_override or str(data.get("description") or f"Run the '{name}' pipeline")
     body = {k: v for k, v in data.items() if k not in _HAYHOOKS_KEYS}
     kwargs: dict[str, Any] = (
         {"allowed_modules": allowed_modules} if _LOADS_TAKES_ALLOWLIST and allowed_modules else {}
@@ -192,7 +286,7 @@ def load(name: str, path: Path, allowed_modules: list[str]) -> YAMLPipelineWrapp
             )
         out_types[key] = Optional[socket_info.type] if socket_info.type is not None else Any
 
-    wrapper = YAMLPipelineWrapper(pipeline, inputs, outputs)
+    wrapper = cls(pipeline, inputs, outputs, name=name, description=description)
     wrapper.skip_mcp = data.get("skip_mcp") is True
     wrapper._hayhooks_run_spec = build_io_spec(name, "run_api", fields, out_types, description)  # type: ignore[attr-defined]
     return wrapper

@@ -39,7 +39,9 @@ def _dialects() -> list[Any]:
 
 def create_app(settings: Optional[HayhooksSettings] = None) -> FastAPI:
     settings = settings or HayhooksSettings()
-    configure_logging(settings.log_level, log_format=settings.log_format)
+    configure_logging(
+        settings.log_level, log_format=settings.log_format, intercepted=settings.intercepted_loggers
+    )
     service = PipelineService(settings)
     durable_runtime = DurableRuntime(service, settings)
     dialect_contexts: list[Any] = []

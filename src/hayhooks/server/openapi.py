@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI
+import yaml
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
 from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
 
 from hayhooks.pipelines.models import LoadedPipeline, RunSpec
 from hayhooks.pipelines.service import PipelineService
@@ -55,6 +58,48 @@ def install(app: FastAPI, service: PipelineService) -> None:
         return cache["schema"]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    # The YAML text of the last document served: rendering takes tens of milliseconds for a few
+    # dozen pipelines, so it is done once per built document (off the event loop), never per
+    # request. Keyed by the document object ``app.openapi()`` returns, which is replaced whenever
+    # the registry changes: the YAML can never lag behind ``/openapi.json``.
+    rendered: list[Any] = [None, None, ""]  # document, root path, text
+
+    @app.get(YAML_PATH, include_in_schema=False)
+    async def openapi_yaml(request: Request) -> Response:
+        schema = app.openapi()
+        root_path = str(request.scope.get("root_path", "")).rstrip("/")
+        if rendered[0] is not schema or rendered[1] != root_path:
+            text = await run_in_threadpool(as_yaml, with_root_path(app, schema, root_path))
+            rendered[:] = [schema, root_path, text]
+        return Response(rendered[2], media_type="application/yaml")
+
+
+YAML_PATH = "/openapi.yaml"
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter when PyYAML was built with it (much faster), else the pure one; a schema
+    used twice is written out twice, never as a ``&id001`` anchor some OpenAPI tools reject."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def with_root_path(app: FastAPI, schema: dict[str, Any], root_path: str) -> dict[str, Any]:
+    """The document as ``/openapi.json`` serves it: behind a proxy prefix, FastAPI's own
+    ``/openapi.json`` route adds a ``servers`` entry for the request's ``root_path``; so does this."""
+    if root_path and app.root_path_in_servers:
+        servers = schema.get("servers", [])
+        if root_path not in {s.get("url") for s in servers}:
+            return {**schema, "servers": [{"url": root_path}, *servers]}
+    return schema
+
+
+def as_yaml(schema: dict[str, Any]) -> str:
+    """The OpenAPI document as YAML, keys in the JSON document's order (``openapi`` and ``info``
+    first, as people expect to read them)."""
+    return str(yaml.dump(schema, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
 
 
 def schema_namespace(pipeline_name: str) -> str:

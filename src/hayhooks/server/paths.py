@@ -9,7 +9,7 @@ from starlette.types import Scope
 RouteKind = Literal["open", "docs", "deploy", "mcp", "metrics", "serving"]
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/openapi.json"})
+DOCS_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/openapi.yaml"})
 DOCS_PREFIXES = ("/docs/", "/redoc/")  # oauth2-redirect, locally served UI assets
 DEPLOY_PATHS = frozenset({"/deploy", "/deploy-files", "/deploy_files", "/deploy-yaml", "/deploy_yaml"})
 MCP_PATHS = frozenset({"/mcp", "/mcp/", "/sse", "/sse/", "/messages", "/messages/"})

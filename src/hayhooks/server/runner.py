@@ -48,7 +48,9 @@ def run_server(settings: HayhooksSettings, reload: bool = False, **uvicorn_optio
         "root_path": settings.root_path,
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
-        "log_config": uvicorn_log_config(settings.log_format, settings.access_log_excluded_path_prefixes),
+        "log_config": uvicorn_log_config(
+            settings.log_format, settings.access_log_excluded_path_prefixes, settings.intercepted_loggers
+        ),
         # In-flight requests and streams get this long after SIGTERM; open streams are then cut.
         "timeout_graceful_shutdown": settings.graceful_shutdown_timeout,
         # uvicorn's HTTP protocol plus a header-read timeout against slow clients.
