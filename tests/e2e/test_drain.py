@@ -33,15 +33,15 @@ def start_requests(url: str, count: int, seconds: float) -> tuple[list[threading
     return threads, results
 
 
-def wait_in_flight(url: str, expected: int, workers: int) -> None:
-    """Until the workers together hold ``expected`` runs (each /status answers for one worker;
-    fresh connections let the kernel pick any of them)."""
-    seen: dict[str, int] = {}
+def wait_in_flight(url: str, expected: int) -> None:
+    """Until the instance holds ``expected`` runs: ``hayhooks_runs_in_flight`` sums every live
+    worker, whichever answers (polling ``/status`` per worker could miss one worker for the whole
+    few seconds the runs last, the kernel picking the same worker for every new connection)."""
+    from observability_support import value
 
     def reached() -> bool:
-        status = httpx.get(f"{url}/status", timeout=5, headers={"connection": "close"}).json()
-        seen[status["worker"]] = status["in_flight_runs"]
-        return len(seen) >= workers and sum(seen.values()) == expected
+        scrape = httpx.get(f"{url}/metrics", timeout=5, headers={"connection": "close"}).text
+        return value(scrape, "hayhooks_runs_in_flight", pipeline="sleepy_sync") == expected
 
     wait_until(reached, timeout=60, interval=0.05)
 
@@ -60,7 +60,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(hayhooks_server, tm
     pipelines = copy_pipelines(tmp_path / "pipelines", "sleepy_sync", source=RUNTIME)
     server = hayhooks_server(pipelines, "--workers", workers)
     threads, results = start_requests(server.url, 5, 4)
-    wait_in_flight(server.url, 5, int(workers))  # all 5 are running before the signal
+    wait_in_flight(server.url, 5)  # all 5 are running before the signal
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGTERM)  # like docker / kubernetes: to the main process
     time.sleep(1.0 if workers == "2" else 0.5)  # the supervisor polls its signals every 0.5 s
