@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, wait_until
+from conftest import wait_until
+from mcp_support import mcp_run_http
 
 from hayhooks.settings import HayhooksSettings
 
@@ -95,41 +94,22 @@ def test_without_the_setting_a_library_logger_is_left_alone(hayhooks_server, pip
 @pytest.mark.e2e
 def test_mcp_run_intercepts_too(pipelines_dir, tmp_path):
     shutil.copytree(FIXTURE, pipelines_dir / "library_logs")
-    port = free_port()
     log_path = tmp_path / "mcp.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAYHOOKS_")}
-    env.update(
-        HAYHOOKS_INTERCEPTED_LOGGERS='["mylib", "uvicorn", "uvicorn.error"]', HAYHOOKS_LOG_FORMAT="json"
-    )
-    cmd = [
-        HAYHOOKS,
-        "mcp",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--pipelines-dir",
-        str(pipelines_dir),
-    ]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["ready"], timeout=90
-        )
+    with mcp_run_http(
+        pipelines_dir,
+        log_path,
+        HAYHOOKS_INTERCEPTED_LOGGERS='["mylib", "uvicorn", "uvicorn.error"]',
+        HAYHOOKS_LOG_FORMAT="json",
+    ):
 
         def setup_line() -> list[dict[str, Any]]:
             return [x for x in json_lines(log_path.read_text()) if x.get("message") == "mylib is set up"]
 
         (line,) = wait_until(setup_line, timeout=30)
-        assert line["logger"] == "mylib" and line["level"] == "WARNING" and line["pid"] == proc.pid
+        assert line["logger"] == "mylib" and line["level"] == "WARNING"
+        # Written by the server process, with the pid every other line of that process has.
+        assert line["pid"] != os.getpid() and {x["pid"] for x in json_lines(log_path.read_text())} == {
+            line["pid"]
+        }
         assert any(x.get("logger", "").startswith("uvicorn") for x in json_lines(log_path.read_text()))
         assert log_path.read_text().count("mylib is set up") == 1
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)

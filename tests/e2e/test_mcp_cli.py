@@ -4,15 +4,7 @@ as real subprocesses driven by the official ``mcp`` client."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,76 +16,27 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ToolsListChanged
-from mcp_support import ADDER, CORE, FIXTURES, PIPELINE_TOOLS, WAIT, Notifications, tool_names
+from mcp_support import (
+    ADDER,
+    CORE,
+    FIXTURES,
+    HAYHOOKS,
+    PIPELINE_TOOLS,
+    WAIT,
+    Notifications,
+    env,
+    mcp_run_http,
+    tool_names,
+)
 from observability_support import value
 
 pytestmark = pytest.mark.e2e
-
-HAYHOOKS = str(Path(sys.executable).with_name("hayhooks"))
-
-
-def env(**extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HAYHOOKS_")}
-    return {**base, "HAYSTACK_TELEMETRY_ENABLED": "False", "PYTHONUNBUFFERED": "1", **extra}
 
 
 def pipelines(tmp_path: Path) -> Path:
     target = tmp_path / "pipelines"
     shutil.copytree(FIXTURES, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def mcp_run_http(pipelines_dir: Path, log_path: Path, **extra_env: str) -> Iterator[str]:
-    """``hayhooks mcp run`` (http transport) on a free port; yields its base URL once healthy."""
-    port = free_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                HAYHOOKS,
-                "mcp",
-                "run",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--pipelines-dir",
-                str(pipelines_dir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env(**extra_env),
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"mcp run exited with {proc.returncode}:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base}/health", timeout=2).json().get("ready"):
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"mcp run did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
 
 
 def stdio_params(pipelines_dir: Path, **extra_env: str) -> StdioServerParameters:
