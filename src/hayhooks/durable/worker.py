@@ -48,6 +48,7 @@ def make_store(settings: HayhooksSettings, state_dir: Path) -> ExecutionStore:
         max_stream_chunk_bytes=settings.durable_max_stream_chunk_bytes,
         max_nonterminal_executions=settings.durable_max_nonterminal_executions,
         terminal_ttl_seconds=settings.durable_terminal_ttl_seconds,
+        lease_commit_safety_ms=settings.durable_lease_commit_safety_ms,
     )
     if settings.durable_store == "redis":
         from hayhooks.durable.redis_store import RedisExecutionStore
