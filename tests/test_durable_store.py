@@ -73,6 +73,7 @@ def test_submit_get_list_and_filters(make_store: MakeStore) -> None:
     running, total_running = store.list_executions("echo", status="running")
     assert total_running == 1 and running[0].execution_id == claimed.execution_id
     assert store.counts()["queued"] == 5 and store.counts()["running"] == 1
+    assert store.queued_counts() == {"echo": 4, "other": 1}
 
 
 def test_idempotency_key_returns_the_same_execution(make_store: MakeStore) -> None:

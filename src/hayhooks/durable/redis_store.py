@@ -230,6 +230,15 @@ class RedisExecutionStore(ExecutionStore):
         return counts
 
     @_unavailable_as_503
+    def queued_counts(self) -> dict[str, int]:
+        names = sorted(self.client.smembers(self._k("pipelines")))
+        with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zcard(self._k("ps", name, "queued"))
+            sizes = pipe.execute()
+        return {name: n for name, n in zip(names, sizes, strict=True) if n}
+
+    @_unavailable_as_503
     def purge(self, now: Optional[float] = None) -> int:
         """Drop index entries of executions whose record expired (Redis expired the record itself)."""
         removed = 0

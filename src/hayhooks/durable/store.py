@@ -127,6 +127,10 @@ class ExecutionStore(abc.ABC):
     def counts(self) -> dict[str, int]: ...
 
     @abc.abstractmethod
+    def queued_counts(self) -> dict[str, int]:
+        """Queued executions per pipeline (pipelines with none left out)."""
+
+    @abc.abstractmethod
     def purge(self, now: Optional[float] = None) -> int:
         """Drop terminal executions older than ``terminal_ttl_seconds``."""
 
