@@ -76,10 +76,10 @@ class Execution:
             "waiting": self.waiting,
             "cancel_requested": self.cancel_requested,
             "idempotency_key": self.idempotency_key,
-            "created_at": iso_time(self.created_at),
-            "updated_at": iso_time(self.updated_at),
-            "started_at": iso_time(self.started_at),
-            "finished_at": iso_time(self.finished_at),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
             "links": {
                 "self": link,
                 "cancel": f"{link}/cancel",
@@ -117,7 +117,7 @@ def dumped_size(value: Any) -> int:
     return len(json.dumps(value, default=str).encode())
 
 
-def iso_time(ts: Optional[float]) -> Optional[str]:
+def _iso(ts: Optional[float]) -> Optional[str]:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()

@@ -27,7 +27,7 @@ from hayhooks.durable.errors import (
     LeaseLost,
     RetryExecution,
 )
-from hayhooks.durable.models import Execution, iso_time
+from hayhooks.durable.models import Execution
 from hayhooks.durable.spec import DurableSpec, durable_spec
 from hayhooks.durable.sqlite_store import SQLiteExecutionStore
 from hayhooks.durable.store import ExecutionStore, Limits
@@ -359,7 +359,7 @@ class DurableRuntime:
     def pending_reason(self, record: Execution, now: Optional[float] = None) -> Optional[str]:
         """Why an unfinished execution is not running right now, when it is not for lack of a free
         worker: its pipeline is not served here (undeployed, or no durable method any more), so no
-        worker claims it until a pipeline of that name is deployed again; or a retry's backoff."""
+        worker claims it until a pipeline of that name is deployed again."""
         now = time.time() if now is None else now
         abandoned = record.status == "running" and record.lease_expires_at < now
         if record.status != "queued" and not abandoned:
@@ -370,10 +370,6 @@ class DurableRuntime:
                 f"The execution {what} and pipeline '{record.pipeline}' is not deployed with a durable "
                 "method on this server: it waits, and runs (from its last checkpoint, on the code of its "
                 "revision) once a pipeline of that name is deployed again; it can be canceled meanwhile"
-            )
-        if record.status == "queued" and record.not_before > now:
-            return (
-                f"Application retry {record.application_retries}: queued until {iso_time(record.not_before)}"
             )
         return None
 
