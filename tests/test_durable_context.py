@@ -116,3 +116,30 @@ def test_only_haystack_dataclasses_are_revived_from_checkpoints() -> None:
     assert _revive(_serialise({"m": [message]})) == {"m": [message]}
     hostile = {"__haystack__": "haystack.core.pipeline.pipeline.Pipeline", "data": {"components": {}}}
     assert _revive(hostile) == hostile  # left as data, never imported
+
+
+def test_a_refused_write_ends_the_attempt_even_if_user_code_swallows_it(tmp_path: Path) -> None:
+    """The lease ran short and another worker took the execution over: the first write is refused,
+    and every later step stops at once, even after an ``except Exception`` in the wrapper."""
+    import time
+
+    from hayhooks.durable.store import Limits
+
+    store = SQLiteExecutionStore(tmp_path / "d.sqlite3", Limits(lease_commit_safety_ms=1000))
+    store.submit("p", "r1", {})
+    record = store.claim("w1", ["p"], 0.3, 3)
+    assert record is not None
+    context = DurableContext(store, record)
+    time.sleep(0.45)
+    assert SQLiteExecutionStore(tmp_path / "d.sqlite3").claim("w2", ["p"], 30, 3) is not None
+    try:
+        context.report_progress("late")
+    except Exception as exc:  # what a careless wrapper does
+        assert isinstance(exc, LeaseLost) and "durable_lease_commit_safety_ms" in str(exc)
+    assert context.lease_lost
+    ran: list[int] = []
+    with pytest.raises(LeaseLost):
+        context.step("next", lambda: ran.append(1) or 1)
+    assert ran == []  # a lost attempt starts no further step
+    with pytest.raises(LeaseLost):
+        context.checkpoint("k", 1)

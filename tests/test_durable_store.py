@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import require_binary
-from tests.durable_support import redis_server
+from tests.redis_support import redis_server
 
 from hayhooks.durable.errors import (
     ExecutionConflict,
@@ -30,9 +29,8 @@ MakeStore = Callable[..., ExecutionStore]
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = require_binary("redis-server", "redis-server")
-    with redis_server(binary, tmp_path_factory.mktemp("redis")) as url:
-        yield url
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -75,6 +73,7 @@ def test_submit_get_list_and_filters(make_store: MakeStore) -> None:
     running, total_running = store.list_executions("echo", status="running")
     assert total_running == 1 and running[0].execution_id == claimed.execution_id
     assert store.counts()["queued"] == 5 and store.counts()["running"] == 1
+    assert store.queued_counts() == {"echo": 4, "other": 1}
 
 
 def test_idempotency_key_returns_the_same_execution(make_store: MakeStore) -> None:
@@ -284,3 +283,86 @@ def test_suspensions_do_not_use_up_the_crash_budget(make_store: MakeStore) -> No
     time.sleep(0.1)
     taken = store.claim("w2", ["echo"], 30, 2)  # the first crash is recovered
     assert taken is not None and taken.takeovers == 1
+
+
+def test_a_write_near_the_end_of_the_lease_renews_it_first(make_store: MakeStore) -> None:
+    """``lease_commit_safety_ms``: with less than the margin left (by the owner's clock since its
+    last renewal) a write renews the lease before it commits; without a margin it does not."""
+    store, plain, other = (
+        make_store(lease_commit_safety_ms=250),
+        make_store(lease_commit_safety_ms=0),
+        make_store(),
+    )
+    guarded, _ = store.submit("echo", "r1", {})
+    mine = store.claim("w1", ["echo"], 0.9, 3)  # margin min(0.25, 0.9 / 3) = 0.25 s
+    unguarded, _ = plain.submit("echo", "r1", {})
+    theirs = plain.claim("w2", ["echo"], 0.9, 3)
+    assert mine is not None and theirs is not None and mine.execution_id == guarded.execution_id
+    time.sleep(0.7)  # about 0.2 s left: less than the margin
+    store.checkpoint(guarded.execution_id, mine.fence, "k", 1)
+    plain.checkpoint(unguarded.execution_id, theirs.fence, "k", 1)
+    left = store.lease_left(guarded.execution_id, mine.fence)
+    assert left is not None and left > 0.6
+    assert store.get(guarded.execution_id).lease_expires_at > time.time() + 0.6
+    assert plain.get(unguarded.execution_id).lease_expires_at < time.time() + 0.3
+    time.sleep(0.5)  # both claims' leases are over: only the one renewed by its write still holds
+    taken = other.claim("w3", ["echo"], 30, 3)
+    assert taken is not None and taken.execution_id == unguarded.execution_id
+    assert other.claim("w3", ["echo"], 30, 3) is None
+    assert store.complete(guarded.execution_id, mine.fence, "done").status == "completed"
+    assert store.lease_left(guarded.execution_id, mine.fence) is None  # given up: forgotten
+
+
+def test_an_owner_whose_lease_ran_short_is_refused_by_the_margin(make_store: MakeStore) -> None:
+    """A stale owner's writes are refused by its own clock (the renewal it tries first fails), with
+    a message naming the setting, before they reach the fence check."""
+    store, other = make_store(lease_commit_safety_ms=1000), make_store()
+    writes = {
+        "checkpoint": lambda eid, fence: store.checkpoint(eid, fence, "k", 2),
+        "progress": lambda eid, fence: store.report_progress(eid, fence, {"message": "x"}),
+        "chunk": lambda eid, fence: store.stream_chunk(eid, fence, "token"),
+        "complete": lambda eid, fence: store.complete(eid, fence, "stale"),
+        "fail": lambda eid, fence: store.fail(eid, fence, {"type": "X", "message": "stale"}),
+        "retry": lambda eid, fence: store.retry(eid, fence, {"type": "X", "message": "stale"}, 0),
+        "suspend": lambda eid, fence: store.suspend(eid, fence, "k", "stale", None),
+        "cancelled": lambda eid, fence: store.cancelled(eid, fence),
+    }
+    for _ in writes:
+        store.submit("echo", "r1", {})
+    claimed = [store.claim("w1", ["echo"], 0.3, 3) for _ in writes]
+    assert all(c is not None for c in claimed)
+    time.sleep(0.45)  # every lease expired; another worker takes them all over
+    taken = [other.claim("w2", ["echo"], 30, 3) for _ in writes]
+    assert all(t is not None for t in taken)
+    for (what, write), mine in zip(writes.items(), claimed, strict=True):
+        assert mine is not None
+        with pytest.raises(LeaseLost) as refused:
+            write(mine.execution_id, mine.fence)
+        assert "durable_lease_commit_safety_ms" in str(refused.value), what
+        assert store.get(mine.execution_id).owner == "w2", what
+
+
+def test_a_renewal_that_cannot_reach_redis_refuses_the_write(tmp_path: Path) -> None:
+    """Redis gone while the lease runs short: the write is refused as a lost lease (the attempt
+    stops; another worker resumes the execution once the store is back); without the margin the
+    write goes ahead and meets the outage."""
+    from hayhooks.durable.errors import StoreUnavailable
+
+    with redis_server(tmp_path / "redis") as server:
+        store = RedisExecutionStore(server.url, "lease-test", Limits(lease_commit_safety_ms=1000))
+        plain = RedisExecutionStore(server.url, "lease-test", Limits(lease_commit_safety_ms=0))
+        guarded, _ = store.submit("echo", "r1", {})
+        mine = store.claim("w1", ["echo"], 0.6, 3)  # margin 0.2 s
+        unguarded, _ = plain.submit("echo", "r1", {})
+        theirs = plain.claim("w2", ["echo"], 0.6, 3)
+        assert mine is not None and theirs is not None and mine.execution_id == guarded.execution_id
+        store.checkpoint(guarded.execution_id, mine.fence, "early", 1)  # plenty left: no renewal
+        time.sleep(0.45)
+        server.kill()
+        with pytest.raises(LeaseLost) as refused:
+            store.checkpoint(guarded.execution_id, mine.fence, "late", 2)
+        assert "renewing it failed (StoreUnavailable" in str(refused.value)
+        with pytest.raises(StoreUnavailable):
+            plain.checkpoint(unguarded.execution_id, theirs.fence, "late", 2)
+        store.close()
+        plain.close()

@@ -198,3 +198,39 @@ async def test_a_new_revision_does_not_resume_old_executions(
     assert done["revision"] == "tasks-v1" and done["result"]["approved"] is True
     fresh = await client.post("/durable_tasks/run-durable", json={"mode": "approve", "topic": "N"})
     assert fresh.json()["revision"] == revision
+
+
+async def test_executions_of_an_undeployed_pipeline_wait_with_a_reason_until_it_returns(
+    live_app: Any, pipelines_dir: Path
+) -> None:
+    """Undeploying leaves unfinished executions queued, never failed: the execution and /status say
+    why they wait; a redeploy of the name picks them up."""
+    with_durable(pipelines_dir, "durable_tasks")
+    files = {"pipeline_wrapper.py": (pipelines_dir / "durable_tasks" / "pipeline_wrapper.py").read_text()}
+    server = live_app(pipelines_dir, **{**FAST, "durable_worker_concurrency": 1})
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        busy = await client.post("/durable_tasks/run-durable", json={"mode": "loop", "n": 600})
+        await wait_status(client, busy.headers["location"], "running")
+        queued = await client.post("/durable_tasks/run-durable", json={"mode": "loop", "n": 1})
+        location = queued.headers["location"]
+        body = (await client.get(location)).json()
+        assert body["status"] == "queued" and body["pending_reason"] is None  # just waiting for a worker
+        assert (await client.post("/undeploy/durable_tasks")).status_code == 200
+        await client.post(f"{busy.headers['location']}/cancel")
+        await wait_status(client, busy.headers["location"], "canceled")
+        await asyncio.sleep(0.5)  # several claim polls: nothing takes it
+        body = (await client.get(location)).json()
+        assert body["status"] == "queued", body
+        assert "pipeline 'durable_tasks' is not deployed" in body["pending_reason"]
+        assert "deployed again" in body["pending_reason"]
+        listed = (await client.get("/durable_tasks/executions", params={"status": "queued"})).json()
+        assert listed["executions"][0]["pending_reason"] == body["pending_reason"]
+        status = (await client.get("/status")).json()
+        assert status["durable"]["waiting_for_deploy"] == {"durable_tasks": 1}
+
+        deployed = await client.post("/deploy-files", json={"name": "durable_tasks", "files": files})
+        assert deployed.status_code == 200, deployed.text
+        done = await wait_status(client, location, "completed", "failed")
+        assert done["status"] == "completed" and done["result"] == {"steps": 1}, done
+        assert done["pending_reason"] is None
+        assert (await client.get("/status")).json()["durable"]["waiting_for_deploy"] == {}

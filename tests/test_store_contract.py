@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
-from tests.conftest import require_binary
-from tests.durable_support import redis_server
+from tests.redis_support import redis_server
 
 from hayhooks.errors import PipelineExists, PipelineNotFound
 from hayhooks.pipelines.store import PipelineStore
@@ -34,9 +33,8 @@ class PipelineWrapper(BasePipelineWrapper):
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = require_binary("redis-server", "redis-server")
-    with redis_server(binary, tmp_path_factory.mktemp("redis")) as url:
-        yield url
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture(params=["directory", "redis"])

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
-from tests.conftest import require_binary
-from tests.durable_support import _free_port, redis_server
+from tests.conftest import free_port
+from tests.redis_support import redis_server
 from tests.test_store_contract import WRAPPER, deploy, served_text
 
 from hayhooks.errors import StoreUnavailable
@@ -25,9 +25,8 @@ from hayhooks.settings import HayhooksSettings
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = require_binary("redis-server", "redis-server")
-    with redis_server(binary, tmp_path_factory.mktemp("redis")) as url:
-        yield url
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -114,7 +113,7 @@ def test_an_unreachable_redis_serves_the_local_copy_and_refuses_changes(
 ) -> None:
     a = make(0)
     generation, fingerprint = deploy(a, "chat", "stored")
-    down = RedisPipelineStore(a.root, f"redis://127.0.0.1:{_free_port()}/0", a.prefix)
+    down = RedisPipelineStore(a.root, f"redis://127.0.0.1:{free_port()}/0", a.prefix)
     down.prepare()
     assert down.snapshot()[0] == generation
     assert [(e.name, e.fingerprint) for e in down.snapshot()[1]] == [("chat", fingerprint)]

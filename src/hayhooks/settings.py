@@ -256,6 +256,15 @@ class HayhooksSettings(BaseSettings):
         64_000, ge=256, description="Largest stream chunk; longer ones are truncated with a marker."
     )
 
+    # Durable runs: commits only within a safe lease (issue 13, leftovers)
+    durable_lease_commit_safety_ms: int = Field(
+        2_000,
+        ge=0,
+        description="An execution's owner writes (checkpoints, progress, result, state changes) only "
+        "while its lease has at least this long left by its own clock since its last renewal; with "
+        "less it renews first, and stops if it cannot. Capped at a third of the lease; 0 turns it off.",
+    )
+
     # Deploy engine: archive of replaced versions (issue 10)
     archive_keep: int = Field(
         10,

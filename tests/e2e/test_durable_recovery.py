@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, require_binary, stop_process, wait_until
-from tests.durable_support import redis_server
+from tests.conftest import LiveServer, stop_process, wait_until
+from tests.redis_support import redis_server
 
 pytestmark = pytest.mark.e2e
 
@@ -115,10 +115,8 @@ def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[s
     if request.param == "sqlite":
         yield dict(ENV)
         return
-    binary = require_binary("redis-server", "redis-server")
-    (tmp_path / "redis").mkdir()
-    with redis_server(binary, tmp_path / "redis") as url:
-        yield {**ENV, "HAYHOOKS_DURABLE_STORE": "redis", "HAYHOOKS_DURABLE_REDIS_URL": url}
+    with redis_server(tmp_path / "redis") as redis:
+        yield {**ENV, "HAYHOOKS_DURABLE_STORE": "redis", "HAYHOOKS_DURABLE_REDIS_URL": redis.url}
 
 
 def test_kill_one_of_two_instances_sharing_a_directory(

@@ -5,65 +5,24 @@ with separate pipelines directories, a real ``redis-server`` started (and killed
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import require_binary, stop_process, wait_until
+from conftest import stop_process, wait_until
 from e2e._server import run_cli
 from e2e.test_workers import deploy, fresh, spread, whoami
-from tests.durable_support import _free_port
+from tests.redis_support import RedisServer, redis_server
 
 pytestmark = pytest.mark.e2e
 
 
-class RedisProcess:
-    """A redis-server without persistence on a fixed loopback port: killing it loses its data."""
-
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
-        self.binary, self.port, self.workdir = binary, port, workdir
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self.workdir / f"redis-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        wait_until(client.ping, timeout=30)
-        client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
 @pytest.fixture
-def redis_proc(tmp_path: Path):
-    binary = require_binary("redis-server", "redis-server")
-    proc = RedisProcess(binary, _free_port(), tmp_path)
-    proc.start()
-    yield proc
-    proc.kill()
+def redis_proc(tmp_path: Path) -> Iterator[RedisServer]:
+    """Killed (``kill()``) and restarted (``start()``) on the same port by the tests."""
+    with redis_server(tmp_path / "redis") as server:
+        yield server
 
 
 def workers_of(url: str) -> list[dict]:

@@ -131,8 +131,18 @@ class DurableContext:
 
     def _save(self, key: str, value: Any) -> None:
         self._ensure_owned()
-        self._store.checkpoint(self.execution_id, self._fence, key, value)
+        self._owned(self._store.checkpoint, key, value)
         self._checkpoints[key] = value
+
+    def _owned(self, write: Callable[..., Any], *args: Any) -> Any:
+        """A write of the owner; once one is refused (``LeaseLost``: taken over, or the lease ran
+        short and could not be renewed) the attempt is over: later writes and steps stop at once,
+        even if user code swallowed the exception."""
+        try:
+            return write(self.execution_id, self._fence, *args)
+        except LeaseLost:
+            self.lease_lost = True
+            raise
 
     @_dual
     def step(self, key: str, fn: Callable[[], Any]) -> Any:
@@ -140,6 +150,7 @@ class DurableContext:
         from the checkpoint by every later attempt (``fn`` must be sync and return JSON-able data)."""
         if key in self._checkpoints:
             return self._checkpoints[key]
+        self._ensure_owned()  # a lost attempt does not start the side effects of another step
         value = fn()
         self._save(key, value)
         return value
@@ -148,7 +159,7 @@ class DurableContext:
     def report_progress(self, message: Optional[str] = None, **data: Any) -> None:
         """Record progress (shown as ``progress`` and streamed as a ``progress`` event)."""
         payload = {"message": message, **data} if message is not None else dict(data)
-        self._store.report_progress(self.execution_id, self._fence, payload)
+        self._owned(self._store.report_progress, payload)
 
     @_dual
     def stream_chunk(self, content: Any) -> None:
@@ -156,7 +167,7 @@ class DurableContext:
         self._stream_chunk(content)
 
     def _stream_chunk(self, content: Any) -> None:
-        self._store.stream_chunk(self.execution_id, self._fence, content)
+        self._owned(self._store.stream_chunk, content)
 
     # -- cancellation, retries and suspension ------------------------------------------------------
     @_dual
@@ -191,7 +202,7 @@ class DurableContext:
             if self._resume_model is not None:
                 return self._resume_model.model_validate(value)
             return value
-        self._store.suspend(self.execution_id, self._fence, key, reason, data)
+        self._owned(self._store.suspend, key, reason, data)
         raise ExecutionSuspended(key, reason, data)
 
     # -- Haystack ---------------------------------------------------------------------------------
@@ -218,9 +229,7 @@ class DurableContext:
         def before(component: str) -> None:
             self._ensure_owned()
             self._check_cancelled()
-            self._store.report_progress(
-                self.execution_id, self._fence, {"message": f"{key}: before {component}"}
-            )
+            self._owned(self._store.report_progress, {"message": f"{key}: before {component}"})
 
         result = run_stepwise(
             pipe,

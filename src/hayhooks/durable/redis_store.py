@@ -16,18 +16,9 @@ from typing import Any, Optional
 from hayhooks.durable.errors import ExecutionNotFound, StoreUnavailable, TooManyExecutions
 from hayhooks.durable.models import STATUSES, TERMINAL, Event, Execution
 from hayhooks.durable.store import ExecutionStore, Limits, Mutation
+from hayhooks.redis_support import RedisClientMissing, redis_module
 
 _MAX_TX_RETRIES = 200
-
-
-def _redis_module() -> Any:
-    try:
-        import redis
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise StoreUnavailable(
-            "HAYHOOKS_DURABLE_STORE=redis needs the redis client: pip install 'hayhooks[redis]'"
-        ) from exc
-    return redis
 
 
 def _unavailable_as_503(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,7 +41,10 @@ class RedisExecutionStore(ExecutionStore):
         self, url: str, key_prefix: str = "hayhooks:durable", limits: Optional[Limits] = None
     ) -> None:
         super().__init__(limits)
-        self._redis = _redis_module()
+        try:
+            self._redis = redis_module("HAYHOOKS_DURABLE_STORE=redis")
+        except RedisClientMissing as exc:  # a 503 naming the extra, not a 500
+            raise StoreUnavailable(str(exc)) from exc
         self.client = self._redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
         )
@@ -234,6 +228,15 @@ class RedisExecutionStore(ExecutionStore):
             for status in STATUSES:
                 counts[status] += self.client.zcard(self._k("ps", name, status))
         return counts
+
+    @_unavailable_as_503
+    def queued_counts(self) -> dict[str, int]:
+        names = sorted(self.client.smembers(self._k("pipelines")))
+        with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zcard(self._k("ps", name, "queued"))
+            sizes = pipe.execute()
+        return {name: n for name, n in zip(names, sizes, strict=True) if n}
 
     @_unavailable_as_503
     def purge(self, now: Optional[float] = None) -> int:

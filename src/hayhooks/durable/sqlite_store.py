@@ -224,6 +224,12 @@ class SQLiteExecutionStore(ExecutionStore):
             counts[status] = n
         return counts
 
+    def queued_counts(self) -> dict[str, int]:
+        rows = self._conn().execute(
+            "SELECT pipeline, count(*) FROM executions WHERE status='queued' GROUP BY pipeline"
+        )
+        return {pipeline: n for pipeline, n in rows}
+
     def purge(self, now: Optional[float] = None) -> int:
         cutoff = (now or time.time()) - self.limits.terminal_ttl_seconds
         terminal = tuple(TERMINAL)

@@ -6,11 +6,18 @@ read-modify-write (``_update``), so SQLite and Redis behave the same and pass on
 Ownership is a lease with a fencing token: ``claim`` bumps ``fence`` and sets ``owner`` and
 ``lease_expires_at``; every later write of the owner carries the fence it got and is refused
 (``LeaseLost``) once another claim (a takeover after the lease expired) or a release bumped it.
+
+On top of the fence, an owner writes only while its lease has at least
+``Limits.lease_commit_safety_ms`` left by its own (monotonic) clock, measured from the start of its
+last successful claim or renewal through this store object: with less left it renews first, and
+refuses the write if it cannot. So a commit never lands at the edge of a lease, where a takeover by
+a worker whose wall clock runs ahead, or a slow write, would race it.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -51,6 +58,9 @@ class Limits:
     max_stream_chunk_bytes: int = 64_000
     max_nonterminal_executions: int = 0
     terminal_ttl_seconds: int = 604_800
+    # Not a size: the lease an owner must have left (its own clock) to write; capped at a third of
+    # the lease, the renewal period, so a healthy owner never has to renew before a write.
+    lease_commit_safety_ms: int = 2_000
 
     @property
     def max_events(self) -> int:
@@ -65,6 +75,9 @@ class ExecutionStore(abc.ABC):
 
     def __init__(self, limits: Optional[Limits] = None) -> None:
         self.limits = limits or Limits()
+        # (execution_id, fence) -> lease held through this object (see ``_commit_guard``).
+        self._held: dict[tuple[str, int], _HeldLease] = {}
+        self._held_lock = threading.Lock()
 
     # -- backend primitives ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -112,6 +125,10 @@ class ExecutionStore(abc.ABC):
 
     @abc.abstractmethod
     def counts(self) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def queued_counts(self) -> dict[str, int]:
+        """Queued executions per pipeline (pipelines with none left out)."""
 
     @abc.abstractmethod
     def purge(self, now: Optional[float] = None) -> int:
@@ -186,11 +203,13 @@ class ExecutionStore(abc.ABC):
                 rec.updated_at = at
                 return [("status", _status_event(rec))]
 
+            started = time.monotonic()
             try:
                 record = self._update(execution_id, take)
             except (Skip, ExecutionNotFound):
                 continue
             if not exhausted:
+                self._renewed(record.execution_id, record.fence, lease_seconds, started, claimed=True)
                 return record
         return None
 
@@ -203,7 +222,66 @@ class ExecutionStore(abc.ABC):
             rec.lease_expires_at = time.time() + lease_seconds
             return []
 
-        return self._update(execution_id, extend)
+        started = time.monotonic()
+        record = self._owned_write(execution_id, fence, extend)
+        self._renewed(execution_id, fence, lease_seconds, started)
+        return record
+
+    # -- the owner's own view of its lease ---------------------------------------------------------
+    def _renewed(
+        self, execution_id: str, fence: int, lease_seconds: float, started: float, claimed: bool = False
+    ) -> None:
+        """A claim or renewal that started at ``started`` (monotonic) succeeded: the store's lease
+        runs at least until ``started + lease_seconds`` on this clock. A renewal that finishes after
+        the execution was given up (a terminal write in between) adds nothing back."""
+        with self._held_lock:
+            held = self._held.get((execution_id, fence))
+            until = started + lease_seconds
+            if held is None and claimed:
+                self._held[(execution_id, fence)] = _HeldLease(lease_seconds, until)
+            elif held is not None and until > held.valid_until:
+                held.valid_until = until
+
+    def _forget(self, execution_id: str, fence: int) -> None:
+        with self._held_lock:
+            self._held.pop((execution_id, fence), None)
+
+    def lease_left(self, execution_id: str, fence: int) -> Optional[float]:
+        """Seconds of lease the owner of ``fence`` has left by its own clock; None if it was not
+        claimed through this store object."""
+        held = self._held.get((execution_id, fence))
+        return None if held is None else held.valid_until - time.monotonic()
+
+    def _commit_guard(self, execution_id: str, fence: int) -> None:
+        """Refuse (``LeaseLost``) a write whose lease has less than the safety margin left and cannot
+        be renewed first. A fence not claimed through this object has only the fence check."""
+        held = self._held.get((execution_id, fence))
+        if held is None:
+            return
+        margin = min(self.limits.lease_commit_safety_ms / 1000.0, held.lease_seconds / 3)
+        left = held.valid_until - time.monotonic()
+        if margin <= 0 or left >= margin:
+            return
+        try:
+            self.heartbeat(execution_id, fence, held.lease_seconds)
+        except Exception as exc:  # lost (the fence) or the store did not answer: no commit either way
+            raise LeaseLost(
+                f"Execution '{execution_id}': this worker's lease had {max(left, 0) * 1000:.0f} ms left, "
+                f"less than durable_lease_commit_safety_ms ({margin * 1000:.0f} ms), and renewing it "
+                f"failed ({type(exc).__name__}: {exc}); the write is refused"
+            ) from exc
+
+    def _owned_write(self, execution_id: str, fence: int, mutate: Mutation, ends: bool = False) -> Execution:
+        """``_update`` for a write of the owner; ``ends``: the write gives the execution up (the
+        held lease is forgotten). A write refused by the fence forgets it too."""
+        try:
+            record = self._update(execution_id, mutate)
+        except LeaseLost:
+            self._forget(execution_id, fence)
+            raise
+        if ends:
+            self._forget(execution_id, fence)
+        return record
 
     # -- writes of the owner (fenced) ------------------------------------------------------------
     def checkpoint(self, execution_id: str, fence: int, key: str, value: Any) -> None:
@@ -215,7 +293,8 @@ class ExecutionStore(abc.ABC):
             rec.updated_at = time.time()
             return []
 
-        self._update(execution_id, save)
+        self._commit_guard(execution_id, fence)
+        self._owned_write(execution_id, fence, save)
 
     def report_progress(self, execution_id: str, fence: int, data: dict[str, Any]) -> None:
         data = _cap_fields(data, self.limits.max_progress_event_bytes)
@@ -226,14 +305,19 @@ class ExecutionStore(abc.ABC):
             rec.updated_at = time.time()
             return [("progress", data)]
 
-        self._update(execution_id, save)
+        self._commit_guard(execution_id, fence)
+        self._owned_write(execution_id, fence, save)
 
     def stream_chunk(self, execution_id: str, fence: int, data: Any) -> None:
         if self.limits.max_stream_chunks <= 0:
             return
         data = _cap_value(data, self.limits.max_stream_chunk_bytes)
-
-        self._append_fenced(execution_id, fence, [("chunk", data)])
+        self._commit_guard(execution_id, fence)
+        try:
+            self._append_fenced(execution_id, fence, [("chunk", data)])
+        except LeaseLost:
+            self._forget(execution_id, fence)
+            raise
 
     def complete(self, execution_id: str, fence: int, result: Any) -> Execution:
         if dumped_size(result) > self.limits.max_payload_bytes:
@@ -252,7 +336,8 @@ class ExecutionStore(abc.ABC):
             rec.result = result
             return [("status", _status_event(rec))]
 
-        return self._update(execution_id, done)
+        self._commit_guard(execution_id, fence)
+        return self._owned_write(execution_id, fence, done, ends=True)
 
     def fail(self, execution_id: str, fence: int, error: dict[str, Any]) -> Execution:
         error = _cap_fields(error, self.limits.max_progress_event_bytes)
@@ -263,7 +348,8 @@ class ExecutionStore(abc.ABC):
             rec.error = error
             return [("status", _status_event(rec))]
 
-        return self._update(execution_id, failed)
+        self._commit_guard(execution_id, fence)
+        return self._owned_write(execution_id, fence, failed, ends=True)
 
     def cancelled(self, execution_id: str, fence: int) -> Execution:
         def done(rec: Execution) -> list[tuple[str, Any]]:
@@ -271,7 +357,8 @@ class ExecutionStore(abc.ABC):
             _finish(rec, "canceled", time.time())
             return [("status", _status_event(rec))]
 
-        return self._update(execution_id, done)
+        self._commit_guard(execution_id, fence)
+        return self._owned_write(execution_id, fence, done, ends=True)
 
     def retry(self, execution_id: str, fence: int, error: dict[str, Any], delay: float) -> Execution:
         """Back to the queue after ``delay`` seconds; counts as an application retry."""
@@ -289,7 +376,8 @@ class ExecutionStore(abc.ABC):
             rec.updated_at = now
             return [("status", _status_event(rec))]
 
-        return self._update(execution_id, again)
+        self._commit_guard(execution_id, fence)
+        return self._owned_write(execution_id, fence, again, ends=True)
 
     def suspend(self, execution_id: str, fence: int, key: str, reason: str, data: Any) -> Execution:
         self._check_size("waiting data", data)
@@ -303,7 +391,8 @@ class ExecutionStore(abc.ABC):
             rec.updated_at = time.time()
             return [("status", _status_event(rec))]
 
-        return self._update(execution_id, wait)
+        self._commit_guard(execution_id, fence)
+        return self._owned_write(execution_id, fence, wait, ends=True)
 
     def release(self, execution_id: str, fence: int) -> Execution:
         """Graceful shutdown: hand the execution back at once, without using up an attempt."""
@@ -318,7 +407,9 @@ class ExecutionStore(abc.ABC):
             rec.updated_at = time.time()
             return [("status", _status_event(rec))]
 
-        return self._update(execution_id, back)
+        # No commit guard: giving the execution back commits no work, and the fence alone keeps a
+        # release from undoing a takeover.
+        return self._owned_write(execution_id, fence, back, ends=True)
 
     # -- client requests -------------------------------------------------------------------------
     def request_cancel(self, execution_id: str, pipeline: Optional[str] = None) -> Execution:
@@ -368,6 +459,12 @@ class ExecutionStore(abc.ABC):
 
     def empty_counts(self) -> dict[str, int]:
         return dict.fromkeys(STATUSES, 0)
+
+
+@dataclass
+class _HeldLease:
+    lease_seconds: float
+    valid_until: float  # time.monotonic() by which the store's lease surely still runs
 
 
 def _fenced(rec: Execution, fence: int) -> None:

@@ -48,6 +48,7 @@ def make_store(settings: HayhooksSettings, state_dir: Path) -> ExecutionStore:
         max_stream_chunk_bytes=settings.durable_max_stream_chunk_bytes,
         max_nonterminal_executions=settings.durable_max_nonterminal_executions,
         terminal_ttl_seconds=settings.durable_terminal_ttl_seconds,
+        lease_commit_safety_ms=settings.durable_lease_commit_safety_ms,
     )
     if settings.durable_store == "redis":
         from hayhooks.durable.redis_store import RedisExecutionStore
@@ -355,14 +356,35 @@ class DurableRuntime:
             self.metrics["lease_lost"] += 1
 
     # -- status ---------------------------------------------------------------------------------------
+    def pending_reason(self, record: Execution, now: Optional[float] = None) -> Optional[str]:
+        """Why an unfinished execution is not running right now, when it is not for lack of a free
+        worker: its pipeline is not served here (undeployed, or no durable method any more), so no
+        worker claims it until a pipeline of that name is deployed again."""
+        now = time.time() if now is None else now
+        abandoned = record.status == "running" and record.lease_expires_at < now
+        if record.status != "queued" and not abandoned:
+            return None
+        if record.pipeline not in self._durable_names():
+            what = "is queued" if not abandoned else "lost its worker"
+            return (
+                f"The execution {what} and pipeline '{record.pipeline}' is not deployed with a durable "
+                "method on this server: it waits, and runs (from its last checkpoint, on the code of its "
+                "revision) once a pipeline of that name is deployed again; it can be canceled meanwhile"
+            )
+        return None
+
     def status(self) -> dict[str, Any]:
         try:
             counts: dict[str, int] | None = self.store.counts()
+            served = set(self._durable_names())
+            orphaned = {n: c for n, c in self.store.queued_counts().items() if n not in served}
         except Exception:
-            counts = None
+            counts, orphaned = None, {}
         return {
             "store": self.store.backend,
             "executions": counts,
+            # Queued executions of pipelines not deployed here: they wait for a redeploy.
+            "waiting_for_deploy": orphaned,
             "worker": {
                 "id": self.worker_id,
                 "running": sorted(self._running),

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hayhooks.durable.spec import check_durable
 from hayhooks.errors import PipelineLoadError
 from hayhooks.pipelines import deploy_meta, yaml_pipeline
 from hayhooks.pipelines.models import LoadedPipeline, PipelineSource
@@ -173,7 +174,7 @@ def describe(source: PipelineSource, wrapper: BasePipelineWrapper) -> LoadedPipe
         description = meta.description
         if run_spec is not None:
             run_spec = dataclasses.replace(run_spec, description=meta.description)
-    return LoadedPipeline(
+    loaded = LoadedPipeline(
         name=source.name,
         kind=source.kind,
         wrapper=wrapper,
@@ -183,6 +184,10 @@ def describe(source: PipelineSource, wrapper: BasePipelineWrapper) -> LoadedPipe
         description=description,
         skip_mcp=meta.skip_mcp or bool(getattr(wrapper, "skip_mcp", False)),
     )
+    if "durable" in capabilities:
+        # A run_durable the server cannot call fails the load, not every later submission.
+        check_durable(loaded)
+    return loaded
 
 
 class _PipelineImports(importlib.abc.MetaPathFinder):

@@ -201,8 +201,8 @@ class PipelineStore:
         """
         with self.locked(exclusive=False):
             generation = self._checked_generation(floor)
-            saved = _scan(self.root, "saved", self.ignore)
-            ephemeral = _scan(self.ephemeral, "ephemeral", self.ignore)
+            saved = scan_entries(self.root, "saved", self.ignore)
+            ephemeral = scan_entries(self.ephemeral, "ephemeral", self.ignore)
         entries = {src.name: src for src in saved}
         entries.update({src.name: src for src in ephemeral})
         return generation, [entries[name] for name in sorted(entries)]
@@ -295,7 +295,7 @@ class PipelineStore:
                 os.replace(ready, final)
                 kind = "wrapper" if final.is_dir() else "yaml"
                 origin = "ephemeral" if ephemeral else "saved"
-                source = PipelineSource(name, kind, str(final), _fingerprint(final, self.ignore), origin)  # type: ignore[arg-type]
+                source = PipelineSource(name, kind, str(final), entry_fingerprint(final, self.ignore), origin)  # type: ignore[arg-type]
                 return generation, source
         finally:
             shutil.rmtree(ready.parent, ignore_errors=True)
@@ -448,7 +448,10 @@ def _copy(source: Path, target: Path, ignore: Optional[IgnoreRules] = None) -> N
         shutil.copy2(source, target)
 
 
-def _scan(base: Path, origin: str, ignore: Optional[IgnoreRules] = None) -> list[PipelineSource]:
+def scan_entries(base: Path, origin: str, ignore: Optional[IgnoreRules] = None) -> list[PipelineSource]:
+    """The pipelines stored directly in ``base``: each folder holding a ``pipeline_wrapper.py`` and
+    each YAML file, with its fingerprint. Hidden (``.``) and private (``_``) names are not pipelines.
+    Both store backends read their local directories with it, so they agree on what a pipeline is."""
     entries: list[PipelineSource] = []
     try:
         children = sorted(base.iterdir())
@@ -459,17 +462,19 @@ def _scan(base: Path, origin: str, ignore: Optional[IgnoreRules] = None) -> list
             continue
         if child.is_dir() and (child / WRAPPER_FILE).is_file():
             entries.append(
-                PipelineSource(child.name, "wrapper", str(child), _fingerprint(child, ignore), origin)  # type: ignore[arg-type]
+                PipelineSource(child.name, "wrapper", str(child), entry_fingerprint(child, ignore), origin)  # type: ignore[arg-type]
             )
         elif child.is_file() and child.suffix in YAML_SUFFIXES:
-            entries.append(PipelineSource(child.stem, "yaml", str(child), _fingerprint(child), origin))  # type: ignore[arg-type]
+            entries.append(PipelineSource(child.stem, "yaml", str(child), entry_fingerprint(child), origin))  # type: ignore[arg-type]
     return entries
 
 
-def _fingerprint(path: Path, ignore: Optional[IgnoreRules] = None) -> str:
-    """Cheap change detector: names, sizes, mtimes and inodes of every file (no content reads)."""
+def entry_fingerprint(path: Path, ignore: Optional[IgnoreRules] = None) -> str:
+    """Cheap change detector of one entry (a folder or a YAML file): names, sizes, mtimes and inodes
+    of every file (no content reads), so a poll of many pipelines costs only ``stat`` calls. It is
+    per host (inodes): the Redis store compares contents across hosts with its own fingerprint."""
     digest = hashlib.blake2b(digest_size=12)
-    files = [path] if path.is_file() else _walk(path, ignore)
+    files = [path] if path.is_file() else entry_files(path, ignore)
     for file in files:
         try:
             st = file.stat()
@@ -479,7 +484,10 @@ def _fingerprint(path: Path, ignore: Optional[IgnoreRules] = None) -> str:
     return digest.hexdigest()
 
 
-def _walk(folder: Path, ignore: Optional[IgnoreRules] = None) -> list[Path]:
+def entry_files(folder: Path, ignore: Optional[IgnoreRules] = None) -> list[Path]:
+    """The files of a pipeline folder that belong to it, in a stable order: without caches
+    (``__pycache__``, compiled files, hidden folders) and without what ``ignore`` (the
+    ``HAYHOOKS_FILES_TO_IGNORE_PATTERNS`` rules) leaves out, so fingerprints and copies see the same set."""
     rules = ignore or IgnoreRules()
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):

@@ -46,26 +46,17 @@ from hayhooks.pipelines.store import (
     WRAPPER_FILE,
     YAML_SUFFIXES,
     PipelineStore,
-    _fingerprint,
-    _scan,
-    _walk,
     choose_archived,
+    entry_files,
+    entry_fingerprint,
+    scan_entries,
 )
+from hayhooks.redis_support import RedisClientMissing, redis_module
 
 log = logging.getLogger("hayhooks")
 
 RECORD_FILE = "redis-mirror.json"  # in .hayhooks/: what the local copy holds, at which generation
 _RETRY_AFTER_FAILURE = 1.0  # seconds without trying Redis again after it failed (cheap checks only)
-
-
-def _redis_module() -> Any:
-    try:
-        import redis
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise StoreUnavailable(
-            'HAYHOOKS_STORE_URL=redis://... needs the redis client: pip install "hayhooks[redis]"'
-        ) from exc
-    return redis
 
 
 def content_fingerprint(entry: str, files: dict[str, str]) -> str:
@@ -83,7 +74,7 @@ def read_entry(path: Path, ignore: Optional[IgnoreRules]) -> dict[str, str]:
         return {"": base64.b64encode(path.read_bytes()).decode()}
     return {
         file.relative_to(path).as_posix(): base64.b64encode(file.read_bytes()).decode()
-        for file in _walk(path, ignore)
+        for file in entry_files(path, ignore)
     }
 
 
@@ -110,7 +101,10 @@ class RedisPipelineStore(PipelineStore):
         ignore: Optional[IgnoreRules] = None,
     ) -> None:
         super().__init__(root, archive_keep, ignore)
-        self._redis = _redis_module()
+        try:
+            self._redis = redis_module("HAYHOOKS_STORE_URL=redis://...")
+        except RedisClientMissing as exc:  # a 503 naming the extra, not a 500
+            raise StoreUnavailable(str(exc)) from exc
         # Short timeouts: a worker checks the generation ten times a second and must fall back
         # to its local copy quickly when Redis is gone.
         self.client = self._redis.Redis.from_url(
@@ -189,7 +183,9 @@ class RedisPipelineStore(PipelineStore):
             generation = (
                 record["generation"] if record["generation"] >= 0 else self._checked_generation(floor)
             )
-            found = _scan(self.root, "saved", self.ignore) + _scan(self.ephemeral, "ephemeral", self.ignore)
+            found = scan_entries(self.root, "saved", self.ignore) + scan_entries(
+                self.ephemeral, "ephemeral", self.ignore
+            )
         entries: dict[str, PipelineSource] = {}
         for src in found:  # ephemeral last: shadows the saved one of the same name
             mirrored = record["entries"].get(f"{src.origin}/{src.name}")
@@ -216,8 +212,8 @@ class RedisPipelineStore(PipelineStore):
         """Local entries that differ from what the last converge wrote (hand edits)."""
         found = {
             f"{src.origin}/{src.name}": src.fingerprint
-            for src in _scan(self.root, "saved", self.ignore)
-            + _scan(self.ephemeral, "ephemeral", self.ignore)
+            for src in scan_entries(self.root, "saved", self.ignore)
+            + scan_entries(self.ephemeral, "ephemeral", self.ignore)
         }
         local = {key: entry["local"] for key, entry in record["entries"].items()}
         return sorted(key for key in set(found) | set(local) if found.get(key) != local.get(key))
@@ -300,8 +296,8 @@ class RedisPipelineStore(PipelineStore):
         bases = {"saved": self.root, "ephemeral": self.ephemeral}
         present = {
             f"{src.origin}/{src.name}": src
-            for src in _scan(self.root, "saved", self.ignore)
-            + _scan(self.ephemeral, "ephemeral", self.ignore)
+            for src in scan_entries(self.root, "saved", self.ignore)
+            + scan_entries(self.ephemeral, "ephemeral", self.ignore)
         }
         for key, version in state.items():
             origin, name = key.split("/", 1)
@@ -325,7 +321,7 @@ class RedisPipelineStore(PipelineStore):
                 os.replace(scratch, final)
             finally:
                 shutil.rmtree(scratch.parent, ignore_errors=True)
-            local = _fingerprint(final, self.ignore if final.is_dir() else None)
+            local = entry_fingerprint(final, self.ignore if final.is_dir() else None)
             kept[key] = {"fingerprint": version["fingerprint"], "local": local}
         for key, src in present.items():
             if key not in state:
@@ -344,9 +340,9 @@ class RedisPipelineStore(PipelineStore):
         record = self._record()
         committed = int(record.get("committed", record["generation"]))
         with self.locked(exclusive=True):
-            found = _scan(self.root, "saved", self.ignore)
+            found = scan_entries(self.root, "saved", self.ignore)
             if record["generation"] >= 0:
-                found += _scan(self.ephemeral, "ephemeral", self.ignore)
+                found += scan_entries(self.ephemeral, "ephemeral", self.ignore)
             versions = {
                 f"{src.origin}/{src.name}": self._version(src.name, Path(src.path), src.origin, 0)
                 for src in found

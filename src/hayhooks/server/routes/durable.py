@@ -84,7 +84,9 @@ def _validate(model: Any, data: Any, what: str) -> Any:
 
 
 def _view(request: Request, record: Execution) -> dict[str, Any]:
-    return record.view(_base(request))
+    view = record.view(_base(request))
+    view["pending_reason"] = _runtime(request).pending_reason(record)
+    return view
 
 
 @router.post("/{name}/run-durable", status_code=202, summary="Start a durable execution")
