@@ -989,53 +989,69 @@ METRICS_OFF_ENV = {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": 
 
 
 def bench_metrics(args: argparse.Namespace) -> dict[str, Any]:
-    """Echo with metrics and the recent-runs record on (the default) vs both off, 1 worker each."""
+    """Echo with metrics and the recent-runs record on (the default) vs both off, 1 worker each.
+
+    Every repetition starts a fresh pair of servers (in alternating order): two processes of the
+    *same* configuration differ by up to ~15% in CPU per request on this VM (an A/A check in run
+    12), more than the effect measured, so pairs of long-lived servers would mostly measure which
+    process got the better placement. Within a repetition, the two alternate for every row.
+    """
+    samples: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    body = {"text": "hello hayhooks"}
+    for rep in range(args.reps):
+        with Servers() as servers:
+            order = [("off", METRICS_OFF_ENV), ("on", {})]
+            if rep % 2:
+                order.reverse()
+            started = {label: servers.hayhooks(f"metrics-{label}", extra_env=env) for label, env in order}
+            for s in started.values():
+                wait_ready(s)
+            time.sleep(6)  # the heap is frozen 5 s after loading settles (pipelines.heap)
+            for path in args.paths:
+                for s in started.values():
+                    wrk(f"{s.url}/{path}/run", body, 16, args.warmup)
+                for conc in args.concurrency:
+                    found = interleaved(
+                        list(started.values()),
+                        1,
+                        lambda s, path=path, conc=conc: with_cpu(
+                            s, lambda: wrk(f"{s.url}/{path}/run", body, conc, args.duration)
+                        ),
+                    )
+                    row = samples.setdefault((path, conc), {"off": [], "on": []})
+                    for label, s in started.items():
+                        row[label].extend(found[s.label])
+        print(f"  metrics repetition {rep + 1}/{args.reps} done", flush=True)
     out: dict[str, Any] = {"rows": []}
-    with Servers() as servers:
-        off = servers.hayhooks("metrics-off", extra_env=METRICS_OFF_ENV)
-        on = servers.hayhooks("metrics-on")
-        for s in (off, on):
-            wait_ready(s)
-        for path in args.paths:
-            body = {"text": "hello hayhooks"}
-            for s in (off, on):
-                wrk(f"{s.url}/{path}/run", body, 16, args.warmup)
-            for conc in args.concurrency:
-                res = interleaved(
-                    [off, on],
-                    args.reps,
-                    lambda s, path=path, body=body, conc=conc: with_cpu(
-                        s, lambda: wrk(f"{s.url}/{path}/run", body, conc, args.duration)
-                    ),
-                )
-                a, b = res[off.label], res[on.label]
-                ratios = pair_ratios(b, a)
-                cpu_ratios = pair_ratios(b, a, "cpu_us_per_req")
-                row = {
-                    "path": path,
-                    "connections": conc,
-                    "off_rps": med(a, "rps"),
-                    "on_rps": med(b, "rps"),
-                    "ratio_median": statistics.median(ratios),
-                    "ratios": ratios,
-                    "off_cpu_us": med(a, "cpu_us_per_req"),
-                    "on_cpu_us": med(b, "cpu_us_per_req"),
-                    "cpu_ratio_median": statistics.median(cpu_ratios),
-                    "cpu_ratios": cpu_ratios,
-                    "off_p99_ms": med(a, "p99_us") / 1e3,
-                    "on_p99_ms": med(b, "p99_us") / 1e3,
-                    "errors": sum(r["errors"] for r in a + b),
-                    "loadavg": [r["loadavg_before"] for r in a + b],
-                    "raw": res,
-                }
-                out["rows"].append(row)
-                print(
-                    f"  metrics {path} c={conc}: off {row['off_rps']:.0f} rps, on {row['on_rps']:.0f} rps, "
-                    f"on/off {row['ratio_median']:.3f} ({fmt_range(ratios)}); CPU/request "
-                    f"{row['off_cpu_us']:.0f} / {row['on_cpu_us']:.0f} us, on/off {row['cpu_ratio_median']:.3f} "
-                    f"({fmt_range(cpu_ratios)})",
-                    flush=True,
-                )
+    for (path, conc), res in samples.items():
+        a, b = res["off"], res["on"]
+        ratios = pair_ratios(b, a)
+        cpu_ratios = pair_ratios(b, a, "cpu_us_per_req")
+        row = {
+            "path": path,
+            "connections": conc,
+            "off_rps": med(a, "rps"),
+            "on_rps": med(b, "rps"),
+            "ratio_median": statistics.median(ratios),
+            "ratios": ratios,
+            "off_cpu_us": med(a, "cpu_us_per_req"),
+            "on_cpu_us": med(b, "cpu_us_per_req"),
+            "cpu_ratio_median": statistics.median(cpu_ratios),
+            "cpu_ratios": cpu_ratios,
+            "off_p99_ms": med(a, "p99_us") / 1e3,
+            "on_p99_ms": med(b, "p99_us") / 1e3,
+            "errors": sum(r["errors"] for r in a + b),
+            "loadavg": [r["loadavg_before"] for r in a + b],
+            "raw": res,
+        }
+        out["rows"].append(row)
+        print(
+            f"  metrics {path} c={conc}: off {row['off_rps']:.0f} rps, on {row['on_rps']:.0f} rps, "
+            f"on/off {row['ratio_median']:.3f} ({fmt_range(ratios)}); CPU/request "
+            f"{row['off_cpu_us']:.0f} / {row['on_cpu_us']:.0f} us, on/off {row['cpu_ratio_median']:.3f} "
+            f"({fmt_range(cpu_ratios)})",
+            flush=True,
+        )
     lines = [
         "| endpoint | conns | metrics off req/s | metrics on req/s | on/off (median; range of pairs) "
         "| server CPU µs/request off / on | CPU on/off (median; range) "
