@@ -9,6 +9,7 @@ import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,21 +63,33 @@ def receiver():
     r.close()
 
 
-def test_one_run_gives_server_run_pipeline_and_component_spans(hayhooks_server, pipelines_dir, receiver):
-    shutil.copytree(FIXTURE, pipelines_dir / "two_steps")
+def traced_run(
+    hayhooks_server: Any, pipelines_dir: Path, receiver: Any, name: str, body: dict, **env: str
+) -> tuple[Any, httpx.Response]:
+    """A server exporting to ``receiver`` (``env`` added), and one run of ``name`` continuing the
+    caller's trace (``traceparent`` with TRACE_ID / PARENT_ID)."""
     server = hayhooks_server(
         pipelines_dir,
-        env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-            "OTEL_SERVICE_NAME": "hayhooks-test",
-        },
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "200", **env},
     )
     r = httpx.post(
-        f"{server.url}/two_steps/run",
-        json={"text": "hi"},
+        f"{server.url}/{name}/run",
+        json=body,
         headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
         timeout=30,
+    )
+    return server, r
+
+
+def test_one_run_gives_server_run_pipeline_and_component_spans(hayhooks_server, pipelines_dir, receiver):
+    shutil.copytree(FIXTURE, pipelines_dir / "two_steps")
+    server, r = traced_run(
+        hayhooks_server,
+        pipelines_dir,
+        receiver,
+        "two_steps",
+        {"text": "hi"},
+        OTEL_SERVICE_NAME="hayhooks-test",
     )
     assert r.status_code == 200 and r.json() == {"result": "HI!"}
 
@@ -113,19 +126,13 @@ SPAN_NAMES = Path(__file__).resolve().parents[1] / "fixtures" / "observability" 
 
 def test_excluded_span_names_are_not_exported(hayhooks_server, pipelines_dir, receiver):
     shutil.copytree(SPAN_NAMES, pipelines_dir / "span_names")
-    server = hayhooks_server(
+    server, r = traced_run(
+        hayhooks_server,
         pipelines_dir,
-        env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-            "HAYHOOKS_TRACING_EXCLUDED_SPANS": "send, receive, noisy.step",
-        },
-    )
-    r = httpx.post(
-        f"{server.url}/span_names/run",
-        json={"tag": "t"},
-        headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
-        timeout=30,
+        receiver,
+        "span_names",
+        {"tag": "t"},
+        HAYHOOKS_TRACING_EXCLUDED_SPANS="send, receive, noisy.step",
     )
     assert r.status_code == 200, r.text
 
