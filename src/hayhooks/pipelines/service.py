@@ -173,12 +173,14 @@ class PipelineService:
             return
         self.ready = True
         log.info("Serving %d pipeline(s) from %s", len(self.registry.names()), self.store.root)
+        # The heartbeat first (on this follower thread): whoever sees this worker ready (/ready,
+        # wait_ready) then finds it settled and in sync in /status, not its pre-load heartbeat.
+        self.heartbeat.beat_now()
         if self._loop is not None and self._ready_event is not None:
             try:
                 self._loop.call_soon_threadsafe(self._ready_event.set)
             except RuntimeError:  # the loop is closed: shutting down
                 pass
-        self.heartbeat.poke()
 
     def sync(self, reason: str = "") -> set[str]:
         """Reconcile the registry with the store; loads start in the background. Blocking, short."""
