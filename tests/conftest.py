@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +186,29 @@ def _admin_headers(env: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def worker_count(args: Iterable[str]) -> int:
+    """The ``--workers N`` of a ``hayhooks run`` command line (1 without it)."""
+    args = list(args)
+    return int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+
+
+def instance_ready(url: str, workers: int, env: dict[str, str]) -> bool:
+    """Every worker of a server started with ``env`` has settled. ``/ready`` speaks for the one
+    worker that answered; with several, ``/status`` lists every worker's readiness."""
+    try:
+        if httpx.get(f"{url}/ready", timeout=2).status_code != 200:
+            return False
+        if workers == 1:
+            return True
+        status = httpx.get(f"{url}/status", headers=_admin_headers(env), timeout=2)
+    except httpx.TransportError:
+        return False
+    if status.status_code != 200:
+        return False
+    listed = status.json().get("workers", [])
+    return len(listed) >= workers and all(w.get("ready") for w in listed)
+
+
 @pytest.fixture
 def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Factory: a real ``hayhooks run`` subprocess on a free port, ready when returned."""
@@ -214,21 +237,12 @@ def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         server = LiveServer(f"http://127.0.0.1:{port}", port, proc, log_path)
         started.append(server)
 
-        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        workers = worker_count(args)
 
         def ready() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-            if httpx.get(f"{server.url}/ready", timeout=2).status_code != 200:
-                return False
-            if workers == 1:
-                return True
-            # /ready speaks for the worker that answered; wait until every worker has settled.
-            status = httpx.get(f"{server.url}/status", headers=_admin_headers(full_env), timeout=2)
-            if status.status_code != 200:
-                return False
-            listed = status.json().get("workers", [])
-            return len(listed) >= workers and all(w.get("ready") for w in listed)
+            return instance_ready(server.url, workers, full_env)
 
         wait_until(ready, timeout=ready_timeout, interval=0.1)
         return server

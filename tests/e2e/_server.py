@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import httpx
+from conftest import instance_ready, worker_count
 
 STARTUP_LIMIT = 90.0  # generous: the machine is shared; only a hung start should reach it
 
@@ -88,11 +88,8 @@ class HayhooksServer:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hayhooks run exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if instance_ready(self.url, worker_count(self.args), self.extra_env):
+                return self
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"hayhooks run did not become ready:\n{self.log()}")
