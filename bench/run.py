@@ -365,24 +365,16 @@ def wrk(
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` and all its descendants (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    total, frontier = 0.0, [pid]
+    while frontier:
+        current = frontier.pop()
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(times.get(p, 0.0) for p in tree)
+        total += (int(fields[11]) + int(fields[12])) / tick
+        frontier.extend(children(current))
+    return total
 
 
 def with_cpu(server: Server, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -305,12 +305,7 @@ class Tally:
         self.histograms: dict[Any, HistogramTally] = {}
 
     def write(self) -> None:
-        written = self.written
-        for value, total in self.counts.copy().items():  # copy(): atomic, the thread may add keys
-            delta = total - written.get(value, 0.0)
-            if delta:
-                value.inc(delta)
-                written[value] = total
+        _write_growth(self.counts, self.written, lambda value, delta: value.inc(delta))
         for histogram in list(self.histograms.values()):
             histogram.write()
 
@@ -325,11 +320,19 @@ class FollowedCounts:
         self.written: dict[str, float] = {}
 
     def write(self) -> None:
-        for key, total in dict(self.counts).items():
-            delta = total - self.written.get(key, 0.0)
-            if delta:
-                self.family.labels(key).inc(delta)
-                self.written[key] = total
+        _write_growth(self.counts, self.written, lambda key, delta: self.family.labels(key).inc(delta))
+
+
+def _write_growth(
+    totals: Mapping[Any, float], written: dict[Any, float], inc: Callable[[Any, float], None]
+) -> None:
+    """``inc(key, growth)`` for every running total that grew since ``written`` (then updated).
+    ``totals`` is copied first (atomic for a dict): its one writer may add keys meanwhile."""
+    for key, total in dict(totals).items():
+        delta = total - written.get(key, 0.0)
+        if delta:
+            inc(key, delta)
+            written[key] = total
 
 
 class HistogramTally:
