@@ -19,7 +19,22 @@ def _copy(pipelines_dir: Path, source: str, name: str) -> None:
     shutil.copytree(SAMPLE_PIPELINES / source, pipelines_dir / name)
 
 
-def test_prometheus_private_api_we_rely_on():
+def _finished_run(series: object, elapsed: float, outcome: str = "ok", chunks: int = 0) -> object:
+    """What a flush reads of a finished run (the real one is ``runs.Run``)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(series=series, elapsed=elapsed, outcome=outcome, status_code=200, chunks=chunks)
+
+
+def _answered(pipeline: str, status: int, elapsed: float) -> object:
+    from hayhooks.observability.context import RequestInfo
+
+    info = RequestInfo("test")
+    info.pipeline, info.surface, info.status, info.elapsed = pipeline, "run", status, elapsed
+    return info
+
+
+def test_prometheus_private_api_we_rely_on(tmp_path):
     """_prometheus_compat switches prometheus_client's value class: pin what it touches."""
     from prometheus_client import values
 
@@ -28,18 +43,20 @@ def test_prometheus_private_api_we_rely_on():
     from prometheus_client import Histogram, multiprocess
 
     assert callable(multiprocess.mark_process_dead)
-    from hayhooks.observability.metrics import Pending
+    from hayhooks.observability.metrics import RUN_BUCKETS, Metrics
 
-    plain = Histogram("pin_plain", "pin", buckets=(0.1, 1.0), registry=None)
-    tallied = Histogram("pin_tallied", "pin", buckets=(0.1, 1.0), registry=None)
-    amounts = [0.05, 0.1, 0.5, 2.0, 0.01]
-    pending = Pending()
-    for amount in amounts:
+    plain = Histogram("pin_plain", "pin", buckets=RUN_BUCKETS, registry=None)
+    metrics = Metrics(tmp_path)
+    series = metrics.series("pin_buckets", "run")
+    amounts = [0.005, 0.05, 0.1, 0.5, 2.0, 0.001, 400.0, 0.0051]
+    for amount in amounts:  # the flush picks buckets itself: the same as Histogram.observe
         plain.observe(amount)
-        pending.observe(tallied, amount)
-    pending.flush()
-    assert [b.get() for b in tallied._buckets] == [b.get() for b in plain._buckets] == [3, 1, 1]
-    assert tallied._sum.get() == plain._sum.get()
+        metrics.push(_finished_run(series, amount))
+    metrics.flush()
+    tallied = metrics.run_duration.labels("pin_buckets", "run")
+    assert [b.get() for b in tallied._buckets] == [b.get() for b in plain._buckets]
+    assert sum(b.get() for b in tallied._buckets) == len(amounts)
+    assert tallied._sum.get() == pytest.approx(plain._sum.get())
 
 
 async def test_requests_runs_errors_and_streams_are_counted(app_client, pipelines_dir):
@@ -188,31 +205,26 @@ async def test_exported_names_match_a_real_scrape(app_client, pipelines_dir):
     assert set(EXPORTED) - bases <= {"hayhooks_durable_events_total"}
 
 
-def test_tallies_count_every_update_from_many_threads_while_flushing():
-    """Threads add while another thread flushes over and over: the files end with exact totals,
-    a gauge's ups and downs net out, and a finished thread's tally is dropped after its last write."""
+def test_pushes_from_many_threads_are_all_counted_while_flushing(tmp_path):
+    """Threads push runs and requests while another thread flushes over and over: the files end
+    with exact totals, and the in-flight gauge's ups and downs net out."""
     import threading
 
-    from prometheus_client import Counter, Gauge, Histogram
+    from hayhooks.observability.metrics import Metrics
 
-    from hayhooks.observability.metrics import Pending
-
-    counter = Counter("pin_tally_counter", "pin", registry=None)
-    gauge = Gauge("pin_tally_gauge", "pin", registry=None)
-    histogram = Histogram("pin_tally_hist", "pin", buckets=(0.5, 1.0), registry=None)
-    pending = Pending()
+    metrics = Metrics(tmp_path)
     stop = threading.Event()
 
     def flusher() -> None:
         while not stop.is_set():
-            pending.flush()
+            metrics.flush()
 
     def serve() -> None:
         for i in range(20_000):
-            pending.add(gauge, 1.0)
-            pending.add(counter)
-            pending.observe(histogram, 0.25 if i % 2 else 0.75)
-            pending.add(gauge, -1.0)
+            series = metrics.series("pin_threads", "run")
+            metrics.push(series)
+            metrics.push(_finished_run(series, 0.25 if i % 2 else 0.75, chunks=1))
+            metrics.push(_answered("pin_threads", 200 if i % 4 else 503, 0.5))
 
     flushing = threading.Thread(target=flusher)
     flushing.start()
@@ -223,33 +235,55 @@ def test_tallies_count_every_update_from_many_threads_while_flushing():
         worker.join()
     stop.set()
     flushing.join()
-    pending.flush()
-    assert counter._value.get() == 80_000
-    assert gauge._value.get() == 0
-    assert [b.get() for b in histogram._buckets] == [40_000, 40_000, 0]
-    assert histogram._sum.get() == pytest.approx(40_000 * 0.25 + 40_000 * 0.75)
-    assert pending._tallies == []  # the serving threads are gone, their tallies written and dropped
+    metrics.flush()
+    labels = ("pin_threads", "run")
+    assert metrics.runs.labels(*labels, "ok")._value.get() == 80_000
+    assert metrics.chunks.labels(*labels)._value.get() == 80_000
+    assert metrics.in_flight.labels(*labels)._value.get() == 0
+    assert metrics.requests.labels("pin_threads", "run", "200")._value.get() == 60_000
+    assert metrics.requests.labels("pin_threads", "run", "503")._value.get() == 20_000
+    run_hist = metrics.run_duration.labels("pin_threads", "run")
+    assert [b.get() for b in run_hist._buckets][:8] == [0, 0, 0, 0, 0, 40_000, 0, 40_000]
+    assert run_hist._sum.get() == pytest.approx(40_000 * 0.25 + 40_000 * 0.75)
+    assert metrics.request_duration.labels("pin_threads", "run")._sum.get() == pytest.approx(80_000 * 0.5)
 
 
-async def test_the_loop_flushes_without_a_thread_of_its_own():
+def test_in_flight_runs_show_until_they_finish(tmp_path):
+    from hayhooks.observability.metrics import Metrics
+
+    metrics = Metrics(tmp_path)
+    series = metrics.series("pin_inflight", "run")
+    metrics.push(series)
+    metrics.push(series)
+    metrics.flush()
+    in_flight = metrics.in_flight.labels("pin_inflight", "run")
+    assert in_flight._value.get() == 2
+    metrics.push(_finished_run(series, 0.1, outcome="timeout"))
+    metrics.flush()
+    assert in_flight._value.get() == 1
+    assert metrics.timeouts.labels("pin_inflight", "run")._value.get() == 1
+    assert metrics.runs.labels("pin_inflight", "run", "timeout")._value.get() == 1
+
+
+async def test_the_loop_flushes_without_a_thread_of_its_own(tmp_path):
     import asyncio
     import threading
 
-    from prometheus_client import Counter
+    from hayhooks.observability.metrics import Metrics
 
-    from hayhooks.observability.metrics import Pending
-
-    counter = Counter("pin_loop_counter", "pin", registry=None)
-    pending = Pending()
-    flushing = asyncio.create_task(pending.flush_every(0.01))
-    pending.add(counter, 3)
+    metrics = Metrics(tmp_path)
+    counter = metrics.requests.labels("pin_loop", "run", "200")
+    flushing = asyncio.create_task(metrics.flush_every(0.01))
+    for _ in range(3):
+        metrics.push(_answered("pin_loop", 200, 0.01))
     for _ in range(200):
         if counter._value.get() == 3:
             break
         await asyncio.sleep(0.01)
     assert counter._value.get() == 3
     assert not [t for t in threading.enumerate() if t.name == "hayhooks-metrics"]
-    pending.add(counter, 2)
+    metrics.push(_answered("pin_loop", 200, 0.01))
+    metrics.push(_answered("pin_loop", 200, 0.01))
     flushing.cancel()
     await asyncio.gather(flushing, return_exceptions=True)
     assert counter._value.get() == 5  # the last flush runs when the flusher stops

@@ -1,7 +1,7 @@
 """Observability: request ids and logs at the edge, metrics and spans around each run.
 
-``install(app, service)`` is called by ``create_app``; surfaces wrap each executor call in
-``observed(service, name, surface, call)``.
+``install(app, service)`` is called by ``create_app``; the run path opens one observed run per
+run (``hayhooks.pipelines.runs.observe``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from hayhooks.observability.context import current_request_id
-from hayhooks.observability.runs import deploy_finished, observed, tag_request
+from hayhooks.observability.runs import deploy_finished, tag_request
 
-__all__ = ["current_request_id", "deploy_finished", "install", "observed", "tag_request"]
+__all__ = ["current_request_id", "deploy_finished", "install", "tag_request"]
 
 
 def install(app: Any, service: Any) -> Any:
@@ -47,11 +47,11 @@ def install(app: Any, service: Any) -> Any:
             from hayhooks.observability.metrics import process_metrics
 
             observer.metrics = await asyncio.to_thread(process_metrics, service.store.meta)
-            flusher = asyncio.create_task(observer.metrics.pending.flush_every(), name="hayhooks-metrics")
+            flusher = asyncio.create_task(observer.metrics.flush_every(), name="hayhooks-metrics")
             if durable is not None:  # its event counts, summed over workers like every counter
                 # Followed for the process' life: counts made while shutting down (releases) are
                 # written by the flush at exit.
-                observer.metrics.pending.follow(durable.metrics, observer.metrics.durable_events)
+                observer.metrics.follow(durable.metrics, observer.metrics.durable_events)
         tracing = setup_tracing(settings.tracing_excluded_spans)
         observer.use_tracing(tracing)
         if recent is not None or tracing is not None:

@@ -13,8 +13,7 @@ import os
 import re
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
@@ -23,11 +22,21 @@ MAX_REQUEST_ID_LENGTH = 128
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:/+=@-]")
 
 
-@dataclass
 class RequestInfo:
-    request_id: str
-    pipeline: Optional[str] = None
-    surface: Optional[str] = None
+    """One HTTP request as observability sees it. When metrics are on, the middleware fills in
+    ``status`` and ``elapsed`` as the response ends and queues the object itself for counting
+    (``Metrics.push``): nothing else is built per request. ``run`` is the request's observed run,
+    where Haystack's component spans find it (cheaper than setting a contextvar per run)."""
+
+    __slots__ = ("elapsed", "pipeline", "request_id", "run", "status", "surface")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.pipeline: Optional[str] = None
+        self.surface: Optional[str] = None
+        self.run: Any = None
+        self.status: Optional[int] = None  # set once the request is counted
+        self.elapsed = 0.0
 
 
 _current: ContextVar[Optional[RequestInfo]] = ContextVar("hayhooks_request", default=None)

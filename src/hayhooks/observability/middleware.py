@@ -44,29 +44,35 @@ class RequestMiddleware:
             span, otel_token = _start_server_span(tracer, scope, request_id)
         id_header = (_HEADER, request_id.encode())
 
-        series: Any = None  # the request's metric series, once it is known to reach a pipeline
-
         async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal status, series
+            nonlocal status
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
-                if metrics is not None and info.pipeline is not None and info.surface != "mcp":
-                    # Counted before the client can see the response: a scrape right after
-                    # the last response always includes it.
-                    series = metrics.series(info.pipeline, info.surface or "run")
-                    series.request(status)
-            elif kind == "http.response.body" and series is not None and not message.get("more_body", False):
-                series.request_done(time.perf_counter() - started)
+            elif kind == "http.response.body" and metrics is not None and not message.get("more_body", False):
+                # Queued before the client has the whole response: a scrape right after the last
+                # response always counts it.
+                _count(metrics, info, status, started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if metrics is not None:  # a response cut short (client gone, stream failed) counts too
+                _count(metrics, info, status, started)
             if span is not None:
                 _end_server_span(span, otel_token, scope, status, info)
             context.end(token)
+
+
+def _count(metrics: Any, info: context.RequestInfo, status: int, started: float) -> None:
+    """Queue a request that reached a pipeline for ``hayhooks_requests_total`` (once). MCP runs are
+    counted per run instead: one MCP HTTP request may carry several tool calls, or none."""
+    if info.pipeline is not None and info.status is None and info.surface != "mcp":
+        info.status = status
+        info.elapsed = time.perf_counter() - started
+        metrics.push(info)
 
 
 def _start_server_span(tracer: Any, scope: Scope, request_id: str) -> tuple[Any, Any]:

@@ -15,11 +15,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
+
+from hayhooks.observability import context
 
 _FLUSH_INTERVAL = 0.5
 _KEEP_DEAD_WORKER_FILES = 600.0  # seconds: a crashed worker's last runs stay visible this long
@@ -53,7 +55,9 @@ class RecentRuns:
         self.directory = directory
         self.worker_id = worker_id
         self.runs: deque[RunRecordSource] = deque(maxlen=size)
-        self._dirty = threading.Event()
+        # Adding a finished run is one append (atomic, any thread): the writer notices new runs by
+        # the newest one changing, so the request path sets no flag and wakes no thread.
+        self.add: Callable[[RunRecordSource], None] = self.runs.append
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -69,27 +73,21 @@ class RecentRuns:
 
     def stop(self) -> None:
         self._stop.set()
-        self._dirty.set()
         if self._thread is not None:
             self._thread.join(2)
         self.flush()
 
-    def add(self, record: RunRecordSource) -> None:
-        self.runs.append(record)
-        if not self._dirty.is_set():
-            self._dirty.set()
-
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._dirty.wait()
-            if self._stop.is_set():
-                return
-            self.flush()
-            self._stop.wait(_FLUSH_INTERVAL)
+        written: Optional[RunRecordSource] = None
+        while not self._stop.wait(_FLUSH_INTERVAL):
+            runs = self.runs
+            newest = runs[-1] if runs else None
+            if newest is not written:
+                self.flush()
+                written = newest
 
     def flush(self) -> None:
         with self._lock:
-            self._dirty.clear()
             data = [r.record() for r in list(self.runs)]
             if not self.directory.exists():
                 return
@@ -126,8 +124,15 @@ class ComponentTimingTracer:
     def trace(
         self, operation_name: str, tags: Optional[dict[str, Any]] = None, parent_span: Any = None
     ) -> Iterator[Any]:
-        record = current_run.get()
-        if record is None or operation_name != "haystack.component.run":
+        record = None
+        if operation_name == "haystack.component.run":
+            # A run outside an HTTP request (or a second one in it) is in ``current_run``; the
+            # request's run is on its RequestInfo (no contextvar set per run).
+            record = current_run.get()
+            if record is None:
+                info = context.current()
+                record = info.run if info is not None else None
+        if record is None:
             if self.delegate is None:
                 yield _NullSpan()
             else:

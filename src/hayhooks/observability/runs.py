@@ -2,8 +2,7 @@
 recent-runs record, opened when a run starts and closed when it ends (for a stream: at its last
 chunk, on error, or when the client leaves).
 
-Every surface calls ``observed(service, name, surface, <the executor call>)``; when
-``PipelineService.run`` becomes the one run path, it wraps its executor call the same way.
+The one run path (``hayhooks.pipelines.runs.Runner``) opens a ``Run`` per run with ``start_run``.
 """
 
 from __future__ import annotations
@@ -12,14 +11,11 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Generator, Iterator
 from dataclasses import asdict
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from hayhooks.observability import context
 from hayhooks.observability.recent import ComponentTiming, RecentRuns, current_run
-
-T = TypeVar("T")
 
 _observers: weakref.WeakKeyDictionary[Any, Observer] = weakref.WeakKeyDictionary()
 
@@ -82,6 +78,7 @@ class Run:
     on the request path; the recent-runs writer asks ``record()`` off the request path."""
 
     __slots__ = (
+        "_in_context",
         "_otel_token",
         "_run_token",
         "chunks",
@@ -89,10 +86,10 @@ class Run:
         "elapsed",
         "error",
         "finished",
-        "info",
         "observer",
         "outcome",
         "pipeline",
+        "request_id",
         "series",
         "span",
         "started_at",
@@ -111,12 +108,23 @@ class Run:
         self.chunks = 0
         self.finished = False
         self.components: Optional[list[ComponentTiming]] = None  # filled by Haystack's tracing hook
-        self.info = info = context.current()
+        info = context.current()
+        # The id, not the RequestInfo: the info holds this run (``info.run``), and a reference
+        # back would make a cycle that only the garbage collector frees.
+        self.request_id = info.request_id if info is not None else None
         if info is not None and info.pipeline is None:
             info.pipeline, info.surface = pipeline, surface
-        self.series = observer.metrics.series(pipeline, surface) if observer.metrics is not None else None
-        if self.series is not None:
-            self.series.started()
+        metrics = observer.metrics
+        self.series: Any = None
+        if metrics is not None:
+            self.series = metrics.series(pipeline, surface)
+            metrics.push(self.series)  # counted as started (in flight) at the next flush
+        self._in_context = False  # whether activate() must set ``current_run``
+        if observer.recent is not None:
+            if info is not None and info.run is None:
+                info.run = self  # where Haystack's component spans find it, no contextvar to set
+            else:
+                self._in_context = True
         self.span: Any = None
         if observer.tracer is not None:
             self.span = observer.tracer.start_span(
@@ -136,7 +144,7 @@ class Run:
         if self.span is not None:
             trace_id = format(self.span.get_span_context().trace_id, "032x")
         return {
-            "request_id": self.info.request_id if self.info is not None else None,
+            "request_id": self.request_id,
             "pipeline": self.pipeline,
             "surface": self.surface,
             "worker": self.observer.worker_id,
@@ -158,7 +166,7 @@ class Run:
             from opentelemetry import trace
 
             self._otel_token = otel_context.attach(trace.set_span_in_context(self.span))
-        if self.observer.recent is not None:
+        if self._in_context:
             self._run_token = current_run.set(self)
 
     def deactivate(self) -> None:
@@ -183,13 +191,10 @@ class Run:
             return
         self.finished = True
         outcome, code = classify(exc)
-        elapsed = time.perf_counter() - self.t0
-        series = self.series
-        if series is not None:
-            series.finished(elapsed, outcome, self.chunks)
-            if series.surface == "mcp":  # no HTTP request of its own to count it
-                series.request(code)
-                series.request_done(elapsed)
+        self.outcome, self.status_code = outcome, code
+        self.elapsed = time.perf_counter() - self.t0
+        if self.series is not None:
+            self.observer.metrics.push(self)  # counted at the next flush
         if self.span is not None:
             from opentelemetry.trace import Status, StatusCode
 
@@ -202,110 +207,15 @@ class Run:
             self.span.end()
         recent = self.observer.recent
         if recent is not None:
-            self.elapsed = elapsed
-            self.outcome = outcome
-            self.status_code = code
             if exc is not None and outcome != "cancelled":
                 self.error = f"{type(exc).__name__}: {exc}"[:500]
             recent.add(self)
-
-    def wrap(self, result: Any) -> Any:
-        """Streams end later than the call: finish the run when they do."""
-        from hayhooks.pipelines.sse import SSEStream
-
-        if isinstance(result, SSEStream):
-            result.stream = self.wrap(result.stream)
-            return result
-        # Wrap exactly what the surfaces treat as streams, keeping its kind: a sync generator
-        # stays sync; an async generator, or a generator that also iterates asynchronously
-        # (``streaming_generator``'s result, which the server drives on its own loop), stays async.
-        wrapped: Any = None
-        if isinstance(result, AsyncGenerator) or (
-            isinstance(result, Generator) and isinstance(result, AsyncIterable)
-        ):
-            wrapped = _async_stream(result, self)
-        elif isinstance(result, Generator):
-            wrapped = _sync_stream(result, self)
-        if wrapped is None:
-            self.finish()
-            return result
-        # A stream dropped before its first item never runs its finally: finish it when collected.
-        weakref.finalize(wrapped, self.finish, asyncio.CancelledError())
-        return wrapped
 
 
 def start_run(service: Any, pipeline: str, surface: str) -> Optional[Run]:
     """An observed run of ``pipeline`` (None when nothing observes ``service``), for the run path."""
     observer = _observers.get(service)
     return Run(observer, pipeline, surface) if observer is not None else None
-
-
-async def observed(service: Any, pipeline: str, surface: str, call: Awaitable[T]) -> T:
-    """Await ``call`` (an executor call, not yet started) as one observed run of ``pipeline``."""
-    observer = _observers.get(service)
-    if observer is None:
-        return await call
-    run = Run(observer, pipeline, surface)
-    run.activate()
-    try:
-        result = await call
-    except BaseException as exc:
-        run.deactivate()
-        run.finish(exc)
-        raise
-    run.deactivate()
-    try:
-        return run.wrap(result)  # type: ignore[no-any-return]
-    except BaseException as exc:  # pragma: no cover - wrapping does not fail
-        run.finish(exc)
-        raise
-
-
-def _sync_stream(source: Iterator[Any], run: Run) -> Iterator[Any]:
-    error: Optional[BaseException] = None
-    try:
-        while True:
-            run.activate()
-            try:
-                item = next(source)
-            except StopIteration:
-                return
-            finally:
-                run.deactivate()
-            run.chunks += 1
-            yield item
-    except BaseException as exc:  # GeneratorExit too: the consumer left (cancelled)
-        error = exc
-        raise
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
-        run.finish(error)
-
-
-async def _async_stream(source: AsyncIterable[Any], run: Run) -> AsyncIterator[Any]:
-    error: Optional[BaseException] = None
-    iterator = source.__aiter__()
-    try:
-        while True:
-            run.activate()
-            try:
-                item = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                run.deactivate()
-            run.chunks += 1
-            yield item
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        run.finish(error)
 
 
 def deploy_finished(
