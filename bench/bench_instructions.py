@@ -14,7 +14,7 @@ Each repetition starts a fresh server per configuration under ``valgrind --tool=
 --instr-atstart=no`` (``bench/stretched.py``: the background timers run as often per request as
 natively), warms it up uninstrumented, then switches instrumentation on (``callgrind_control -i
 on``), sends ``--requests`` requests from ``--connections`` keep-alive connections, and dumps the
-count (``callgrind_control -d``). Needs ``apt-get install -y valgrind``; loopback only.
+count (``callgrind_control -d``): one path per server. Needs ``apt-get install -y valgrind``; loopback only.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ OFF_ENV = {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": "0"}
 BODY = {"text": "hello hayhooks"}
 
 
-def start(servers: Servers, label: str, env: dict[str, str], out: Path) -> Server:
+def start(servers: Servers, label: str, env: dict[str, str], out: Path, stretch: float) -> Server:
     port = free_port()
     pdir = servers.pipelines_dir(label)
     cmd = [
@@ -61,7 +61,7 @@ def start(servers: Servers, label: str, env: dict[str, str], out: Path) -> Serve
         "--workers",
         "1",
     ]
-    proc, log = servers._spawn(label, cmd, {**QUIET_ENV, **env})
+    proc, log = servers._spawn(label, cmd, {**QUIET_ENV, **env, "HAYHOOKS_BENCH_STRETCH": str(stretch)})
     server = Server(label, "hayhooks", 1, port, proc, pdir, log)
     servers.all.append(server)
     return server
@@ -82,18 +82,18 @@ async def load(url: str, requests: int, connections: int) -> None:
 
 
 def measure(server: Server, out: Path, path: str, args: argparse.Namespace) -> float:
-    """Instructions per request of ``args.requests`` requests to ``path``, instrumented alone."""
+    """Instructions per request of ``args.requests`` requests to ``path``, instrumented alone
+    (once per server: see ``main``)."""
     url = f"{server.url}/{path}/run"
     asyncio.run(load(url, args.warmup, args.connections))
     subprocess.run(["callgrind_control", "-i", "on", str(server.proc.pid)], check=True, capture_output=True)
     asyncio.run(load(url, args.requests, args.connections))
     subprocess.run(["callgrind_control", "-d", str(server.proc.pid)], check=True, capture_output=True)
-    subprocess.run(["callgrind_control", "-i", "off", str(server.proc.pid)], check=True, capture_output=True)
-    dumps = sorted(out.parent.glob(out.name + ".*"), key=lambda p: int(p.suffix[1:]))
-    for line in dumps[-1].read_text(errors="replace").splitlines():
+    dump = out.with_name(out.name + ".1")
+    for line in dump.read_text(errors="replace").splitlines():
         if line.startswith("summary:"):
             return int(line.split()[1]) / args.requests
-    raise RuntimeError(f"no summary in {dumps[-1]}")
+    raise RuntimeError(f"no summary in {dump}")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -107,6 +107,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests counted per server and path")
     parser.add_argument("--warmup", type=int, default=400, help="uninstrumented requests first")
     parser.add_argument("--reps", type=int, default=2, help="fresh servers per configuration (default 2)")
+    parser.add_argument(
+        "--stretch",
+        type=float,
+        default=100.0,
+        help="background timers run this many times slower (default 100: an echo request under "
+        "callgrind took ~110 times its native time here; see bench/stretched.py)",
+    )
     parser.add_argument("--settle", type=float, default=8.0, help="seconds after readiness (heap freeze)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     args = parser.parse_args(argv)
@@ -118,16 +125,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         order = [("on", {}), ("off", OFF_ENV)]
         if rep % 2:
             order.reverse()
-        for label, env in order:
-            with Servers() as servers:
-                out = servers.tmp / "callgrind.out"
-                server = start(servers, f"instr-{label}", env, out)
-                wait_ready(server, timeout=900)
-                time.sleep(args.settle)  # the heap is frozen 5 s after loading settles
-                for path in results:
+        for path in results:
+            for label, env in order:
+                # A fresh server per path too: a second count in the same process came out wrong
+                # (a sync echo at a quarter of its first-count value) after callgrind_control
+                # switched instrumentation off and on again.
+                with Servers() as servers:
+                    out = servers.tmp / "callgrind.out"
+                    server = start(servers, f"instr-{label}", env, out, args.stretch)
+                    wait_ready(server, timeout=900)
+                    time.sleep(args.settle)  # the heap is frozen 5 s after loading settles
                     ir = measure(server, out, path, args)
-                    results[path][label].append(ir)
-                    print(f"  rep {rep + 1} {label} {path}: {ir:,.0f} instructions/request", flush=True)
+                results[path][label].append(ir)
+                print(f"  rep {rep + 1} {label} {path}: {ir:,.0f} instructions/request", flush=True)
     lines = [
         "| endpoint | conns | requests | instructions/request off | on | on/off (median; range) |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
