@@ -68,6 +68,15 @@ def env(**extra: str) -> dict[str, str]:
 @contextmanager
 def mcp_run_http(pipelines_dir: Path, log_path: Path, **extra_env: str) -> Iterator[str]:
     """``hayhooks mcp run`` (http transport) on a free port; yields its base URL once healthy."""
+    with mcp_run_http_process(pipelines_dir, log_path, **extra_env) as (base, _):
+        yield base
+
+
+@contextmanager
+def mcp_run_http_process(
+    pipelines_dir: Path, log_path: Path, **extra_env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``mcp_run_http``, also yielding the process (to signal it)."""
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -101,7 +110,7 @@ def mcp_run_http(pipelines_dir: Path, log_path: Path, **extra_env: str) -> Itera
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"mcp run did not start:\n{log_path.read_text()}")
                 time.sleep(0.1)
-            yield base
+            yield base, proc
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -4,7 +4,11 @@ as real subprocesses driven by the official ``mcp`` client."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from mcp_support import (
     Notifications,
     env,
     mcp_run_http,
+    mcp_run_http_process,
     tool_names,
 )
 from observability_support import value
@@ -352,3 +357,31 @@ async def test_mcp_run_http_exports_tool_runs_over_otlp(tmp_path):
     assert any(
         s.name == "haystack.pipeline.run" and s.parent_span_id == run_span.span_id for s in spans.values()
     )
+
+
+def test_mcp_run_http_drains_on_sigterm_with_ready_at_503(tmp_path):
+    """The SIGTERM drain of `hayhooks run`: /ready answers 503 at once, tools keep being served for
+    HAYHOOKS_SHUTDOWN_DELAY, then the server exits 0."""
+    log = tmp_path / "mcp-run.log"
+    with mcp_run_http_process(pipelines(tmp_path), log, HAYHOOKS_SHUTDOWN_DELAY="3") as (base, proc):
+        assert httpx.get(f"{base}/ready").json()["status"] == "ready"
+        os.kill(proc.pid, signal.SIGTERM)  # to the main process, as docker / kubernetes do
+        deadline = time.monotonic() + WAIT
+        while httpx.get(f"{base}/ready", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert httpx.get(f"{base}/ready").json() == {"status": "draining"}
+        assert httpx.get(f"{base}/health").status_code == 200  # still accepting during the delay
+        assert proc.wait(WAIT) == 0, log.read_text()
+
+
+def test_mcp_run_http_closes_a_slow_client_after_the_header_read_timeout(tmp_path):
+    log = tmp_path / "mcp-run.log"
+    with mcp_run_http(pipelines(tmp_path), log, HAYHOOKS_HEADER_READ_TIMEOUT="1") as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(b"POST /mc")  # half a request line, then nothing
+            started = time.monotonic()
+            assert sock.recv(1024) == b""  # closed by the server, not by our 20 s socket timeout
+            assert time.monotonic() - started < 15
+        assert httpx.get(f"{base}/health").status_code == 200

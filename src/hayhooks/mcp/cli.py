@@ -117,8 +117,9 @@ def _settings(
 # -- http ------------------------------------------------------------------------------------------
 def build_http_app(settings: Any, json_response: bool = False) -> Any:
     """The standalone app: MCP routes, ``GET /health`` (with readiness and tools), ``GET /status``
-    (``{"status": "ok"}``, as in 2.x), the observability of ``hayhooks run`` (``GET /metrics``,
-    ``GET /traces``, request ids, log formats) and the service started in its lifespan.
+    (``{"status": "ok"}``, as in 2.x), ``GET /ready`` and the SIGTERM drain of ``hayhooks run``
+    (503 while loading or draining), its observability (``GET /metrics``, ``GET /traces``, request
+    ids, log formats) and the service started in its lifespan.
 
     A FastAPI app (with no docs or OpenAPI routes) rather than a bare Starlette one, so the error
     handlers and ``hayhooks.observability.install`` are the very ones the main server uses.
@@ -132,9 +133,11 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
     from hayhooks.mcp import mcp_routes
     from hayhooks.mcp.server import HayhooksMCP
     from hayhooks.pipelines.service import PipelineService
+    from hayhooks.server.drain import Drain
     from hayhooks.server.errors import install_error_handlers
     from hayhooks.server.fastapi_options import without_fastapi_telemetry
     from hayhooks.server.protection import install_security
+    from hayhooks.server.routes.health import ready
 
     service = PipelineService(settings)
     bridge = HayhooksMCP(service, transport="http")
@@ -153,17 +156,23 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
 
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/status", status, methods=["GET"]))
+    routes.append(Route("/ready", ready, methods=["GET"]))  # the very probe of `hayhooks run`
     observing: list[Any] = []  # the lifespan part of observability.install, set below
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await service.start()
+        # SIGTERM: /ready answers 503 at once; HAYHOOKS_SHUTDOWN_DELAY, then uvicorn's drain.
+        drain = Drain(service, settings.shutdown_delay)
+        drained = drain.install()
         try:
             async with observing[0]:  # metrics, recent runs, trace export: as in create_app
                 await service.wait_ready()
                 async with bridge.running():
                     yield
         finally:
+            if drained:
+                drain.uninstall()
             await service.stop()
 
     app = FastAPI(
@@ -179,7 +188,7 @@ def build_http_app(settings: Any, json_response: bool = False) -> Any:
     app.state.mcp = bridge
     install_error_handlers(app, settings.show_tracebacks)
     observing.append(observability.install(app, service))
-    install_security(app, settings, public_paths=("/health", "/status"))
+    install_security(app, settings, public_paths=("/health", "/status", "/ready"))
     return app
 
 
@@ -188,6 +197,7 @@ def _serve_http(settings: Any, json_response: bool = False) -> None:
 
     from hayhooks.observability.logs import uvicorn_log_config
     from hayhooks.observability.runner import instance_metrics_dir
+    from hayhooks.server import protocols
     from hayhooks.server.runner import exit_zero_after_sigterm
 
     logging.getLogger("hayhooks").info(
@@ -196,6 +206,7 @@ def _serve_http(settings: Any, json_response: bool = False) -> None:
     # A metrics directory of its own, as every `hayhooks run` instance has: a `hayhooks run` on the
     # same pipelines directory (or a parent's PROMETHEUS_MULTIPROC_DIR) never mixes into its counts.
     # Exiting normally after SIGTERM (as `hayhooks run` does) is what lets it remove the directory.
+    protocols.header_read_timeout = settings.header_read_timeout
     with exit_zero_after_sigterm(), instance_metrics_dir():
         uvicorn.run(
             build_http_app(settings, json_response=json_response),
@@ -210,6 +221,8 @@ def _serve_http(settings: Any, json_response: bool = False) -> None:
             ),
             # In-flight tool calls get HAYHOOKS_GRACEFUL_SHUTDOWN_TIMEOUT; open SSE streams are then cut.
             timeout_graceful_shutdown=settings.graceful_shutdown_timeout,
+            # uvicorn's HTTP protocol plus HAYHOOKS_HEADER_READ_TIMEOUT against slow clients.
+            http=protocols.protocol_name(),
         )
 
 
