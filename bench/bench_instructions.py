@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
@@ -32,39 +31,26 @@ from typing import Any, Optional
 
 import httpx
 
-from bench.run import HOST, PYTHON, QUIET_ENV, ROOT, Server, Servers, free_port, machine, wait_ready
+from bench.run import PYTHON, Server, Servers, machine, save_results, wait_ready
 
 OFF_ENV = {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": "0"}
 BODY = {"text": "hello hayhooks"}
 
 
-def start(servers: Servers, label: str, env: dict[str, str], out: Path, stretch: float) -> Server:
-    port = free_port()
-    pdir = servers.pipelines_dir(label)
-    cmd = [
+def start(servers: Servers, label: str, env: dict[str, str], out: Path, args: argparse.Namespace) -> Server:
+    """A 1-worker ``hayhooks run`` under callgrind, instrumentation off until ``measure``."""
+    valgrind = [
         "valgrind",
         "--tool=callgrind",
+        f"--cache-sim={'yes' if args.cache_sim else 'no'}",
+        "--separate-threads=yes",  # the event loop's thread apart from background pollers
         "--instr-atstart=no",
         f"--callgrind-out-file={out}",
-        PYTHON,
-        "-m",
-        "bench.stretched",
-        "run",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--pipelines-dir",
-        str(pdir),
-        "--additional-python-path",
-        str(ROOT),
-        "--workers",
-        "1",
     ]
-    proc, log = servers._spawn(label, cmd, {**QUIET_ENV, **env, "HAYHOOKS_BENCH_STRETCH": str(stretch)})
-    server = Server(label, "hayhooks", 1, port, proc, pdir, log)
-    servers.all.append(server)
-    return server
+    stretch = {"HAYHOOKS_BENCH_STRETCH": str(args.stretch)}
+    return servers.hayhooks(
+        label, extra_env={**env, **stretch}, launcher=[*valgrind, PYTHON, "-m", "bench.stretched"]
+    )
 
 
 async def load(url: str, requests: int, connections: int) -> None:
@@ -81,19 +67,43 @@ async def load(url: str, requests: int, connections: int) -> None:
         await asyncio.gather(*(one_connection(share + (i < extra)) for i in range(connections)))
 
 
-def measure(server: Server, out: Path, path: str, args: argparse.Namespace) -> float:
-    """Instructions per request of ``args.requests`` requests to ``path``, instrumented alone
-    (once per server: see ``main``)."""
+def measure(server: Server, out: Path, path: str, args: argparse.Namespace) -> dict[str, float]:
+    """Instructions (and with ``--cache-sim`` the estimated cycles) per request of
+    ``args.requests`` requests to ``path``, instrumented alone (once per server: see ``main``):
+    for all threads, and for the main thread alone (the event loop: the request path and the
+    metrics flush). Background threads poll on wall-clock timers, so under valgrind (~100 times
+    slower per request) their share per request is inflated, and it varies between runs."""
     url = f"{server.url}/{path}/run"
     asyncio.run(load(url, args.warmup, args.connections))
     subprocess.run(["callgrind_control", "-i", "on", str(server.proc.pid)], check=True, capture_output=True)
     asyncio.run(load(url, args.requests, args.connections))
     subprocess.run(["callgrind_control", "-d", str(server.proc.pid)], check=True, capture_output=True)
-    dump = out.with_name(out.name + ".1")
-    for line in dump.read_text(errors="replace").splitlines():
-        if line.startswith("summary:"):
-            return int(line.split()[1]) / args.requests
-    raise RuntimeError(f"no summary in {dump}")
+    found = {"ir": 0.0, "cest": 0.0, "main_ir": 0.0, "main_cest": 0.0}
+    dumps = sorted(out.parent.glob(out.name + ".1-*"))  # one per thread; -01 is the main thread
+    if not dumps:
+        raise RuntimeError(f"no callgrind dump next to {out}")
+    for dump in dumps:
+        events: list[str] = []
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):
+                counts = dict(zip(events, (int(x) for x in line.split()[1:]), strict=True))
+                ir, cest = counts["Ir"] / args.requests, cycle_estimate(counts) / args.requests
+                found["ir"] += ir
+                found["cest"] += cest
+                if dump.name.endswith(".1-01"):
+                    found["main_ir"], found["main_cest"] = ir, cest
+                break
+    return found
+
+
+def cycle_estimate(counts: dict[str, int]) -> float:
+    """callgrind_annotate's rough cycle estimate: an L1 miss costs ~10 instructions' time, a
+    last-level miss ~100 (the simulated caches are sized like this machine's)."""
+    l1 = sum(counts.get(k, 0) for k in ("I1mr", "D1mr", "D1mw"))
+    ll = sum(counts.get(k, 0) for k in ("ILmr", "DLmr", "DLmw"))
+    return counts["Ir"] + 10 * l1 + 100 * ll
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -114,13 +124,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="background timers run this many times slower (default 100: an echo request under "
         "callgrind took ~110 times its native time here; see bench/stretched.py)",
     )
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="simulate the caches too and compare estimated cycles (Ir + 10 per L1 miss + 100 per "
+        "last-level miss); about twice as slow",
+    )
     parser.add_argument("--settle", type=float, default=8.0, help="seconds after readiness (heap freeze)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} not found: apt-get install -y valgrind")
-    results: dict[str, dict[str, list[float]]] = {p: {"on": [], "off": []} for p in args.paths.split(",")}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        p: {"on": [], "off": []} for p in args.paths.split(",")
+    }
     for rep in range(args.reps):
         order = [("on", {}), ("off", OFF_ENV)]
         if rep % 2:
@@ -132,49 +150,47 @@ def main(argv: Optional[list[str]] = None) -> int:
                 # switched instrumentation off and on again.
                 with Servers() as servers:
                     out = servers.tmp / "callgrind.out"
-                    server = start(servers, f"instr-{label}", env, out, args.stretch)
+                    server = start(servers, f"instr-{label}", env, out, args)
                     wait_ready(server, timeout=900)
                     time.sleep(args.settle)  # the heap is frozen 5 s after loading settles
-                    ir = measure(server, out, path, args)
-                results[path][label].append(ir)
-                print(f"  rep {rep + 1} {label} {path}: {ir:,.0f} instructions/request", flush=True)
+                    found = measure(server, out, path, args)
+                results[path][label].append(found)
+                print(
+                    f"  rep {rep + 1} {label} {path}: {found['ir']:,.0f} instructions/request "
+                    f"({found['main_ir']:,.0f} on the main thread)"
+                    + (f", ~{found['cest']:,.0f} cycles/request" if args.cache_sim else ""),
+                    flush=True,
+                )
+    key = "cest" if args.cache_sim else "ir"
+    what = "estimated cycles" if args.cache_sim else "instructions"
     lines = [
-        "| endpoint | conns | requests | instructions/request off | on | on/off (median; range) |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        f"| endpoint | conns | requests | main thread: {what}/request off / on | main thread on/off "
+        f"(median; range) | all threads: off / on | all threads on/off |",
+        "| --- | ---: | ---: | --- | --- | --- | --- |",
     ]
     rows: list[dict[str, Any]] = []
     for path, res in results.items():
-        ratios = [on / off for on, off in zip(res["on"], res["off"], strict=True)]
-        row = {
-            "path": path,
-            "connections": args.connections,
-            "requests": args.requests,
-            "off": statistics.median(res["off"]),
-            "on": statistics.median(res["on"]),
-            "ratio_median": statistics.median(ratios),
-            "ratios": ratios,
-            "raw": res,
-        }
+        row: dict[str, Any] = {"path": path, "connections": args.connections, "requests": args.requests}
+        for scope, field in (("main", f"main_{key}"), ("all", key)):
+            ratios = [on[field] / off[field] for on, off in zip(res["on"], res["off"], strict=True)]
+            row[scope] = {
+                "off": statistics.median(r[field] for r in res["off"]),
+                "on": statistics.median(r[field] for r in res["on"]),
+                "ratio_median": statistics.median(ratios),
+                "ratios": ratios,
+            }
+        row["measure"], row["raw"] = what, res
         rows.append(row)
+        main, every = row["main"], row["all"]
         lines.append(
-            f"| `{path}` | {args.connections} | {args.requests} | {row['off']:,.0f} | {row['on']:,.0f} | "
-            f"**{row['ratio_median']:.3f}** ({min(ratios):.3f}–{max(ratios):.3f}) |"
+            f"| `{path}` | {args.connections} | {args.requests} | {main['off']:,.0f} / {main['on']:,.0f} | "
+            f"**{main['ratio_median']:.3f}** ({min(main['ratios']):.3f}–{max(main['ratios']):.3f}) | "
+            f"{every['off']:,.0f} / {every['on']:,.0f} | {every['ratio_median']:.3f} "
+            f"({min(every['ratios']):.3f}–{max(every['ratios']):.3f}) |"
         )
     table = "\n".join(lines)
     print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {
-                    "machine": machine(),
-                    "args": vars(args) | {"out": str(args.out)},
-                    "rows": rows,
-                    "table": table,
-                },
-                indent=2,
-            )
-        )
+    save_results(args.out, {"machine": machine(), "args": vars(args), "rows": rows, "table": table})
     return 0
 
 

@@ -150,11 +150,14 @@ class Servers:
         pipelines_dir: Optional[Path] = None,
         port: Optional[int] = None,
         extra_env: Optional[dict[str, str]] = None,
+        launcher: Optional[list[str]] = None,
     ) -> Server:
+        """``hayhooks run``; ``launcher`` replaces the ``hayhooks`` executable (e.g. valgrind and a
+        Python module)."""
         port = port or free_port()
         pdir = pipelines_dir or self.pipelines_dir(label)
         cmd = [
-            HAYHOOKS,
+            *(launcher or [HAYHOOKS]),
             "run",
             "--host",
             HOST,
@@ -1161,11 +1164,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         report[name]["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
         print(report[name]["table"] + "\n", flush=True)
     report["machine_end"] = machine()
-    out = args.out or BENCH / "results" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str))
-    print(f"raw results: {out}")
+    save_results(args.out or BENCH / "results" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json", report)
     return 0
+
+
+def save_results(path: Optional[Path], data: dict[str, Any]) -> None:
+    """Raw results as JSON (nothing when ``path`` is None)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, default=str))
+    print(f"raw results: {path}")
 
 
 if __name__ == "__main__":
