@@ -388,9 +388,9 @@ class RunSeries:
             "rejected": outcomes.get("rejected", 0),  # admission rejections (503)
             "timeout": outcomes.get("timeout", 0),  # run timeouts (504)
         }
-        for outcome, count in list(outcomes.items()):
+        for outcome, count in outcomes.items():  # changed only by flushes, which hold the lock
             totals["runs", outcome] = count
-        for code, count in list(self.code_counts.items()):
+        for code, count in self.code_counts.items():
             key = ("requests", str(code or 500))
             totals[key] = totals.get(key, 0) + count
         _write_growth(totals, self.written, lambda key, delta: self._child(key).inc(delta))
@@ -403,8 +403,6 @@ class RunSeries:
             family = self.metrics.runs if key[0] == "runs" else self.metrics.requests
             found = self.children[key] = family.labels(self.pipeline, self.surface, key[1])
         return found
-        self.run_durations.write()
-        self.request_durations.write()
 
 
 class ClusterCollector:

@@ -194,7 +194,7 @@ class Run:
         self.outcome, self.status_code = outcome, code
         self.elapsed = time.perf_counter() - self.t0
         if self.series is not None:
-            self.observer.metrics.push(self)  # counted at the next flush
+            self.series.metrics.push(self)  # counted at the next flush, by the metrics it started in
         if self.span is not None:
             from opentelemetry.trace import Status, StatusCode
 
