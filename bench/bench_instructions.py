@@ -88,7 +88,9 @@ def measure(server: Server, out: Path, path: str, args: argparse.Namespace) -> d
             if line.startswith("events:"):
                 events = line.split()[1:]
             elif line.startswith("summary:"):
-                counts = dict(zip(events, (int(x) for x in line.split()[1:]), strict=True))
+                values = [int(x) for x in line.split()[1:]]
+                values += [0] * (len(events) - len(values))  # callgrind leaves out trailing zeros
+                counts = dict(zip(events, values, strict=True))
                 ir, cest = counts["Ir"] / args.requests, cycle_estimate(counts) / args.requests
                 found["ir"] += ir
                 found["cest"] += cest

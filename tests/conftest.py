@@ -192,21 +192,44 @@ def worker_count(args: Iterable[str]) -> int:
     return int(args[args.index("--workers") + 1]) if "--workers" in args else 1
 
 
-def instance_ready(url: str, workers: int, env: dict[str, str]) -> bool:
+def instance_ready(url: str, workers: int, env: dict[str, str], pid: int | None = None) -> bool:
     """Every worker of a server started with ``env`` has settled. ``/ready`` speaks for the one
-    worker that answered; with several, ``/status`` lists every worker's readiness."""
+    worker that answered; with several, ``/status`` lists every worker's readiness.
+
+    With ``pid`` (the started process), the answer must also come from that process or one of its
+    workers: uvicorn binds the port only after the app has loaded, so until then another server
+    that took the same free port meanwhile could answer in its place.
+    """
     try:
         if httpx.get(f"{url}/ready", timeout=2).status_code != 200:
             return False
-        if workers == 1:
+        if workers == 1 and pid is None:
             return True
         status = httpx.get(f"{url}/status", headers=_admin_headers(env), timeout=2)
     except httpx.TransportError:
         return False
     if status.status_code != 200:
+        return workers == 1  # /status refused this credential: readiness is all we can check
+    body = status.json()
+    if pid is not None and not _served_by(str(body.get("worker", "")), pid):
         return False
-    listed = status.json().get("workers", [])
-    return len(listed) >= workers and all(w.get("ready") for w in listed)
+    listed = body.get("workers", [])
+    return workers == 1 or (len(listed) >= workers and all(w.get("ready") for w in listed))
+
+
+def _served_by(worker_id: str, pid: int) -> bool:
+    """Whether a worker id (``<host>-<pid>``) names process ``pid`` or a child of it."""
+    try:
+        worker_pid = int(worker_id.rsplit("-", 1)[-1])
+    except ValueError:
+        return False
+    if worker_pid == pid:
+        return True
+    try:
+        stat = Path(f"/proc/{worker_pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[1]) == pid  # field 4: the parent's pid
 
 
 @pytest.fixture
@@ -242,7 +265,7 @@ def hayhooks_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         def ready() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-            return instance_ready(server.url, workers, full_env)
+            return instance_ready(server.url, workers, full_env, proc.pid)
 
         wait_until(ready, timeout=ready_timeout, interval=0.1)
         return server

@@ -19,14 +19,8 @@ def _copy(pipelines_dir: Path, source: str, name: str) -> None:
     shutil.copytree(SAMPLE_PIPELINES / source, pipelines_dir / name)
 
 
-def _finished_run(series: object, elapsed: float, outcome: str = "ok", chunks: int = 0) -> object:
-    """What a flush reads of a finished run (the real one is ``runs.Run``)."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(series=series, elapsed=elapsed, outcome=outcome, status_code=200, chunks=chunks)
-
-
 def _answered(pipeline: str, status: int, elapsed: float) -> object:
+    """A request that reached ``pipeline`` and no run (bad input), as the middleware queues it."""
     from hayhooks.observability.context import RequestInfo
 
     info = RequestInfo("test")
@@ -49,9 +43,11 @@ def test_prometheus_private_api_we_rely_on(tmp_path):
     metrics = Metrics(tmp_path)
     series = metrics.series("pin_buckets", "run")
     amounts = [0.005, 0.05, 0.1, 0.5, 2.0, 0.001, 400.0, 0.0051]
-    for amount in amounts:  # the flush picks buckets itself: the same as Histogram.observe
+    for index, amount in enumerate(amounts):  # the flush picks buckets itself, as observe does
         plain.observe(amount)
-        metrics.push(_finished_run(series, amount))
+        series.run_finished("ok", amount, 0, 200)
+        if index == 3:
+            metrics.flush()  # counted in two batches
     metrics.flush()
     tallied = metrics.run_duration.labels("pin_buckets", "run")
     assert [b.get() for b in tallied._buckets] == [b.get() for b in plain._buckets]
@@ -222,9 +218,12 @@ def test_pushes_from_many_threads_are_all_counted_while_flushing(tmp_path):
     def serve() -> None:
         for i in range(20_000):
             series = metrics.series("pin_threads", "run")
-            metrics.push(series)
-            metrics.push(_finished_run(series, 0.25 if i % 2 else 0.75, chunks=1))
-            metrics.push(_answered("pin_threads", 200 if i % 4 else 503, 0.5))
+            series.run_started()
+            series.run_finished("ok", 0.25 if i % 2 else 0.75, 1, 200)
+            if i % 8 == 0:  # half the 503s: requests refused before any run, queued whole
+                metrics.push_unrun(_answered("pin_threads", 503, 0.5))
+            else:
+                series.answered(200 if i % 4 else 503, 0.5)
 
     flushing = threading.Thread(target=flusher)
     flushing.start()
@@ -253,12 +252,12 @@ def test_in_flight_runs_show_until_they_finish(tmp_path):
 
     metrics = Metrics(tmp_path)
     series = metrics.series("pin_inflight", "run")
-    metrics.push(series)
-    metrics.push(series)
+    series.run_started()
+    series.run_started()
     metrics.flush()
     in_flight = metrics.in_flight.labels("pin_inflight", "run")
     assert in_flight._value.get() == 2
-    metrics.push(_finished_run(series, 0.1, outcome="timeout"))
+    series.run_finished("timeout", 0.1, 0, 504)
     metrics.flush()
     assert in_flight._value.get() == 1
     assert metrics.timeouts.labels("pin_inflight", "run")._value.get() == 1
@@ -274,16 +273,17 @@ async def test_the_loop_flushes_without_a_thread_of_its_own(tmp_path):
     metrics = Metrics(tmp_path)
     counter = metrics.requests.labels("pin_loop", "run", "200")
     flushing = asyncio.create_task(metrics.flush_every(0.01))
+    series = metrics.series("pin_loop", "run")
     for _ in range(3):
-        metrics.push(_answered("pin_loop", 200, 0.01))
+        series.answered(200, 0.01)
     for _ in range(200):
         if counter._value.get() == 3:
             break
         await asyncio.sleep(0.01)
     assert counter._value.get() == 3
     assert not [t for t in threading.enumerate() if t.name == "hayhooks-metrics"]
-    metrics.push(_answered("pin_loop", 200, 0.01))
-    metrics.push(_answered("pin_loop", 200, 0.01))
+    series.answered(200, 0.01)
+    metrics.push_unrun(_answered("pin_loop", 200, 0.01))
     flushing.cancel()
     await asyncio.gather(flushing, return_exceptions=True)
     assert counter._value.get() == 5  # the last flush runs when the flusher stops

@@ -88,7 +88,7 @@ class HayhooksServer:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hayhooks run exited with {self.process.returncode}:\n{self.log()}")
-            if instance_ready(self.url, worker_count(self.args), self.extra_env):
+            if instance_ready(self.url, worker_count(self.args), self.extra_env, self.process.pid):
                 return self
             if time.monotonic() > deadline:
                 self.stop()

@@ -23,18 +23,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._:/+=@-]")
 
 
 class RequestInfo:
-    """One HTTP request as observability sees it. When metrics are on, the middleware fills in
-    ``status`` and ``elapsed`` as the response ends and queues the object itself for counting
-    (``Metrics.push``): nothing else is built per request. ``run`` is the request's observed run,
-    where Haystack's component spans find it (cheaper than setting a contextvar per run)."""
+    """One HTTP request as observability sees it. When metrics are on, the middleware sets
+    ``status`` as the response ends and counts it in ``series``, the metrics of the pipeline it
+    reached (set by its run; a request refused before any run is queued whole, with ``elapsed``).
+    ``run`` is the request's observed run, where Haystack's component spans find it (cheaper than
+    setting a contextvar per run)."""
 
-    __slots__ = ("elapsed", "pipeline", "request_id", "run", "status", "surface")
+    __slots__ = ("elapsed", "pipeline", "request_id", "run", "series", "status", "surface")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.pipeline: Optional[str] = None
         self.surface: Optional[str] = None
         self.run: Any = None
+        self.series: Any = None
         self.status: Optional[int] = None  # set once the request is counted
         self.elapsed = 0.0
 

@@ -19,12 +19,13 @@ import atexit
 import bisect
 import fcntl
 import logging
+import math
 import os
 import re
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
@@ -112,18 +113,21 @@ def prepare_directory(pipelines_meta: Path) -> Path:
 
 class Metrics:
     """The metric objects of this process (created once; every app in the process shares them),
-    and the queue of finished work waiting to be counted.
+    and the queues of finished work waiting to be counted.
 
-    Serving code does not update metric values. It ``push``-es objects it has anyway: a
-    ``RunSeries`` when a run starts, the finished ``Run``, the ``RequestInfo`` of an answered
-    request. ``push`` is ``deque.append``: atomic, so any thread pushes without a lock, and it
-    allocates nothing. ``flush`` drains the queue into running totals per series and writes the
-    growth of each total to the shared files, once per flush, not once per update.
+    Serving code does not update metric values. It appends what it knows to plain lists of the
+    run's ``RunSeries`` (one per pipeline and surface): the start of a run, a finished run's outcome
+    and duration, an answered request's status and duration. ``list.append`` is atomic, so any
+    thread appends without a lock, and the request path runs no counting code at all. ``flush``
+    takes each list's contents and counts them with built-ins (a sort and a few bisections per
+    histogram, ``Counter`` for codes and outcomes), then writes each total's growth to the shared
+    files: per flush, not per request.
 
     Why: a value write to prometheus_client's mmap files costs microseconds (a lock, a pid check, a
-    struct pack) and a request touches eight values; even tallied in memory per update, metrics and
-    the recent-runs record took ~10% of an async echo request's instructions in-process (callgrind,
-    run 13). Pushing three objects and counting them in one tight loop brought that to ~2.4%.
+    struct pack) and a request touches eight values. Counting in memory per update still took ~10%
+    of an async echo request's instructions in-process (callgrind, run 13); one queue of objects
+    counted in a Python loop at flush time, ~4% of the event loop's (run 13); these per-series
+    lists counted by built-ins, less again (section k of ``bench/RESULTS.md``).
 
     ``flush_every`` drains on the app's event loop every ``FLUSH_INTERVAL`` (no timer thread, so a
     busy worker never hands the GIL to one); a scrape flushes first and waits one interval more,
@@ -199,16 +203,17 @@ class Metrics:
             registry=None,
         )
         self._children: dict[tuple[str, str], RunSeries] = {}
-        self._queue: deque[Any] = deque()
-        self.push: Callable[[Any], None] = self._queue.append
+        # Requests that reached a pipeline but no run (bad input): rare, so looked up at flush time.
+        self._unrun: deque[RequestInfo] = deque()
+        self.push_unrun: Callable[[RequestInfo], None] = self._unrun.append
         # One flush at a time (the loop's, a scrape's, exit's); also held to add a series, which a
-        # flush iterates. Reentrant: a flush adds the series of a request refused before its run.
+        # flush iterates. Reentrant: a flush adds the series of a request that had no run.
         self._flush_lock = threading.RLock()
         self._followed: list[FollowedCounts] = []
         atexit.register(self.flush)
 
     def series(self, pipeline: str, surface: str) -> RunSeries:
-        """The label children of one (pipeline, surface), cached: labels() is not free."""
+        """The label children and queues of one (pipeline, surface), cached: labels() is not free."""
         key = (pipeline, surface)
         found = self._children.get(key)
         if found is None:
@@ -226,44 +231,17 @@ class Metrics:
             self._followed.append(followed)
 
     def flush(self) -> None:
-        """Count what was pushed, then write every total that grew to the files.
-
-        The counting loop is written out in one function on purpose: it runs for every request,
-        and a Python call per update cost more than the update itself."""
+        """Count what was queued, then write every total that grew to the files."""
         with self._flush_lock:
-            queue, children = self._queue, self._children
-            popleft, bisect_left = queue.popleft, bisect.bisect_left
-            for _ in range(len(queue)):  # what was pushed until now; later pushes wait
-                item = popleft()
-                kind = item.__class__
-                if kind is RunSeries:  # a run started
-                    item.started += 1
-                    continue
-                if kind is RequestInfo:  # a request answered
-                    surface = item.surface or "run"
-                    series = children.get((item.pipeline, surface)) or self.series(item.pipeline, surface)
-                    code = item.status
-                else:  # a run finished
-                    series = item.series
-                    series.finished += 1
-                    elapsed = item.elapsed
-                    runs = series.run_durations
-                    runs.counts[bisect_left(runs.bounds, elapsed)] += 1
-                    runs.sum += elapsed
-                    outcomes = series.outcomes
-                    outcomes[item.outcome] = outcomes.get(item.outcome, 0) + 1
-                    series.chunk_total += item.chunks
-                    if series.surface != "mcp":
-                        continue
-                    code = item.status_code  # an MCP run has no HTTP request of its own to count it
-                codes = series.code_counts
-                codes[code] = codes.get(code, 0) + 1
-                elapsed = item.elapsed
-                requests = series.request_durations
-                requests.counts[bisect_left(requests.bounds, elapsed)] += 1
-                requests.sum += elapsed
-            for series in children.values():
-                series.write()
+            unrun = self._unrun
+            for _ in range(len(unrun)):  # what was queued until now; later ones wait
+                info = unrun.popleft()
+                self.series(info.pipeline or "", info.surface or "run").answered(
+                    info.status or 500, info.elapsed
+                )
+            for series in list(self._children.values()):
+                if series.count():
+                    series.write()
             for followed in self._followed:
                 followed.write()
 
@@ -319,6 +297,15 @@ def _write_growth(
             written[key] = total
 
 
+def _take(queue: list[Any]) -> list[Any]:
+    """What ``queue`` holds now, removed from it. Appends from other threads meanwhile go to its
+    end and stay for the next flush: only a flush (under the flush lock) removes items."""
+    count = len(queue)
+    taken = queue[:count]
+    del queue[:count]
+    return taken
+
+
 class HistogramTally:
     """Bucket counts and the sum of one histogram child (``counts[i]`` for ``bounds[i]``, the way
     ``Histogram.observe`` picks it), added to by flushes only."""
@@ -333,6 +320,17 @@ class HistogramTally:
         self.written_counts = [0] * len(self.bounds)
         self.written_sum = 0.0
 
+    def add(self, amounts: list[float]) -> None:
+        """Count a batch of observations: sorted once, then one bisection per bucket (an amount
+        goes to the first bucket whose bound is >= it, as in ``Histogram.observe``)."""
+        amounts.sort()
+        counts, below = self.counts, 0
+        for index, bound in enumerate(self.bounds):
+            upto = bisect.bisect_right(amounts, bound)
+            counts[index] += upto - below
+            below = upto
+        self.sum += math.fsum(amounts)
+
     def write(self) -> None:
         written = self.written_counts
         for index, count in enumerate(self.counts):
@@ -345,30 +343,51 @@ class HistogramTally:
 
 
 class RunSeries:
-    """The label children and running totals of one (pipeline, surface). The totals are changed
-    only by flushes (under the flush lock), so they need no lock of their own; ``write`` hands
-    their growth since the previous flush to the metric children."""
+    """The label children, queues and running totals of one (pipeline, surface).
+
+    Serving code appends to the queues (``run_started``, ``run_finished``, ``answered``), from any
+    thread. Only flushes (under the flush lock) take from them and change the totals, so neither
+    needs a lock of its own; ``write`` hands the totals' growth since the previous flush to the
+    metric children.
+    """
 
     __slots__ = (
         "children",
         "chunk_total",
+        "chunks",
         "code_counts",
+        "codes",
         "finished",
         "metrics",
+        "outcome_counts",
         "outcomes",
         "pipeline",
         "request_durations",
+        "request_times",
         "run_durations",
+        "run_times",
+        "runs_are_requests",
         "started",
+        "starts",
         "surface",
         "written",
     )
 
     def __init__(self, metrics: Metrics, pipeline: str, surface: str) -> None:
         self.metrics, self.pipeline, self.surface = metrics, pipeline, surface
+        # An MCP HTTP request may carry several tool calls, or none: each run counts as a request.
+        self.runs_are_requests = surface == "mcp"
+        # Queues, filled on the request path.
+        self.starts: list[None] = []
+        self.outcomes: list[str] = []
+        self.run_times: list[float] = []
+        self.chunks: list[int] = []
+        self.codes: list[int] = []
+        self.request_times: list[float] = []
+        # Totals, kept by flushes.
         self.started = self.finished = self.chunk_total = 0
-        self.outcomes: dict[str, int] = {}
-        self.code_counts: dict[Optional[int], int] = {}
+        self.outcome_counts: Counter[str] = Counter()
+        self.code_counts: Counter[int] = Counter()
         self.run_durations = HistogramTally(metrics.run_duration.labels(pipeline, surface))
         self.request_durations = HistogramTally(metrics.request_duration.labels(pipeline, surface))
         # Created now, so each series shows (at 0) from the series' first run on.
@@ -380,19 +399,58 @@ class RunSeries:
         }
         self.written: dict[Any, float] = {}  # by key below: what the files already have
 
+    # -- the request path: appends only --------------------------------------------------------
+    def run_started(self) -> None:
+        self.starts.append(None)
+
+    def run_finished(self, outcome: str, elapsed: float, chunks: int, code: int) -> None:
+        self.outcomes.append(outcome)
+        self.run_times.append(elapsed)
+        if chunks:
+            self.chunks.append(chunks)
+        if self.runs_are_requests:
+            self.answered(code, elapsed)
+
+    def answered(self, code: int, elapsed: float) -> None:
+        """A request for this pipeline ended with HTTP status ``code``."""
+        self.codes.append(code)
+        self.request_times.append(elapsed)
+
+    # -- flushes ----------------------------------------------------------------------------------
+    def count(self) -> bool:
+        """Add what the queues hold to the totals; False when they were empty. Finished runs are
+        taken before started ones: every run taken as finished is then also taken as started, so
+        in-flight never dips below 0."""
+        if not (self.outcomes or self.starts or self.codes or self.run_times or self.request_times):
+            return False
+        if self.outcomes:
+            finished = _take(self.outcomes)
+            self.finished += len(finished)
+            self.outcome_counts.update(finished)
+        if self.run_times:
+            self.run_durations.add(_take(self.run_times))
+        if self.chunks:
+            self.chunk_total += sum(_take(self.chunks))
+        if self.starts:
+            self.started += len(_take(self.starts))
+        if self.codes:
+            self.code_counts.update(_take(self.codes))
+        if self.request_times:
+            self.request_durations.add(_take(self.request_times))
+        return True
+
     def write(self) -> None:
-        outcomes = self.outcomes
+        outcomes = self.outcome_counts
         totals: dict[Any, float] = {
             "in_flight": self.started - self.finished,
             "chunks": self.chunk_total,
-            "rejected": outcomes.get("rejected", 0),  # admission rejections (503)
-            "timeout": outcomes.get("timeout", 0),  # run timeouts (504)
+            "rejected": outcomes["rejected"],  # admission rejections (503)
+            "timeout": outcomes["timeout"],  # run timeouts (504)
         }
-        for outcome, count in outcomes.items():  # changed only by flushes, which hold the lock
+        for outcome, count in outcomes.items():
             totals["runs", outcome] = count
         for code, count in self.code_counts.items():
-            key = ("requests", str(code or 500))
-            totals[key] = totals.get(key, 0) + count
+            totals["requests", str(code)] = count
         _write_growth(totals, self.written, lambda key, delta: self._child(key).inc(delta))
         self.run_durations.write()
         self.request_durations.write()

@@ -59,7 +59,7 @@ class RequestMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if metrics is not None:  # a response cut short (client gone, stream failed) counts too
+            if metrics is not None and info.status is None:  # a response cut short counts too
                 _count(metrics, info, status, started)
             if span is not None:
                 _end_server_span(span, otel_token, scope, status, info)
@@ -71,8 +71,13 @@ def _count(metrics: Any, info: context.RequestInfo, status: int, started: float)
     counted per run instead: one MCP HTTP request may carry several tool calls, or none."""
     if info.pipeline is not None and info.status is None and info.surface != "mcp":
         info.status = status
-        info.elapsed = time.perf_counter() - started
-        metrics.push(info)
+        elapsed = time.perf_counter() - started
+        series = info.series
+        if series is not None:
+            series.answered(status, elapsed)
+        else:  # refused before any run (bad input): its series is looked up at the next flush
+            info.elapsed = elapsed
+            metrics.push_unrun(info)
 
 
 def _start_server_span(tracer: Any, scope: Scope, request_id: str) -> tuple[Any, Any]:

@@ -117,8 +117,15 @@ class Run:
         metrics = observer.metrics
         self.series: Any = None
         if metrics is not None:
-            self.series = metrics.series(pipeline, surface)
-            metrics.push(self.series)  # counted as started (in flight) at the next flush
+            series = self.series = metrics.series(pipeline, surface)
+            series.run_started()
+            if (
+                info is not None
+                and info.series is None
+                and info.pipeline == pipeline
+                and info.surface == surface
+            ):
+                info.series = series  # where the middleware counts the request's answer
         self._in_context = False  # whether activate() must set ``current_run``
         if observer.recent is not None:
             if info is not None and info.run is None:
@@ -194,7 +201,7 @@ class Run:
         self.outcome, self.status_code = outcome, code
         self.elapsed = time.perf_counter() - self.t0
         if self.series is not None:
-            self.series.metrics.push(self)  # counted at the next flush, by the metrics it started in
+            self.series.run_finished(outcome, self.elapsed, self.chunks, code)
         if self.span is not None:
             from opentelemetry.trace import Status, StatusCode
 
