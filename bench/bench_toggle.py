@@ -55,6 +55,7 @@ def serve(port: int, pipelines_dir: str, parts: tuple[str, ...]) -> None:
     settings = HayhooksSettings(pipelines_dir=pipelines_dir, additional_python_path=str(ROOT))
     app = create_app(settings)
     saved: dict[str, Any] = {}
+    parts = tuple(part for part in parts if part != "none")
 
     def off(*_: Any) -> None:
         observer = observer_of(app.state.service)
@@ -83,7 +84,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--pairs", type=int, default=10, help="off/on pairs per path (default 10)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     parser.add_argument(
-        "--parts", default="metrics,recent", help="what is switched: metrics, recent or both (default)"
+        "--parts",
+        default="metrics,recent",
+        help="what is switched: metrics, recent or both (default); none switches nothing, a control "
+        "run that shows the method's own spread and bias (the signals are still sent)",
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     parser.add_argument("--serve", nargs=3, metavar=("PORT", "DIR", "PARTS"), help=argparse.SUPPRESS)
