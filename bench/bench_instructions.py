@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 import httpx
 
-from bench.run import PYTHON, Server, Servers, machine, save_results, wait_ready
+from bench.run import PYTHON, Server, Servers, report_table, wait_ready
 
 OFF_ENV = {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": "0"}
 BODY = {"text": "hello hayhooks"}
@@ -190,9 +190,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"{every['off']:,.0f} / {every['on']:,.0f} | {every['ratio_median']:.3f} "
             f"({min(every['ratios']):.3f}–{max(every['ratios']):.3f}) |"
         )
-    table = "\n".join(lines)
-    print(table)
-    save_results(args.out, {"machine": machine(), "args": vars(args), "rows": rows, "table": table})
+    report_table(lines, rows, args)
     return 0
 
 

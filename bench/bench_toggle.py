@@ -34,8 +34,7 @@ from bench.run import (
     Server,
     Servers,
     free_port,
-    machine,
-    save_results,
+    report_table,
     wait_ready,
     with_cpu,
     wrk,
@@ -157,9 +156,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"{r['off_cpu_us']:.1f} / {r['on_cpu_us']:.1f} | "
             f"{r['cpu_ratio']:.3f} ({min(r['cpu_ratios']):.2f}–{max(r['cpu_ratios']):.2f}) | {r['errors']} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    save_results(args.out, {"machine": machine(), "args": vars(args), "rows": rows, "table": table})
+    report_table(lines, rows, args)
     return 0
 
 

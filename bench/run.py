@@ -1168,6 +1168,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
+def report_table(lines: list[str], rows: list[dict[str, Any]], args: Any) -> None:
+    """Print a bench's markdown table and save it with its rows, the machine state and the
+    arguments to ``args.out`` (the side scripts' common ending)."""
+    table = "\n".join(lines)
+    print(table)
+    save_results(args.out, {"machine": machine(), "args": vars(args), "rows": rows, "table": table})
+
+
 def save_results(path: Optional[Path], data: dict[str, Any]) -> None:
     """Raw results as JSON (nothing when ``path`` is None)."""
     if path is None:

@@ -25,13 +25,12 @@ import re
 import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
 from hayhooks.observability import _prometheus_compat
-from hayhooks.observability.context import RequestInfo
 from hayhooks.pipelines.cluster import _pid_alive
 
 log = logging.getLogger("hayhooks")
@@ -203,12 +202,9 @@ class Metrics:
             registry=None,
         )
         self._children: dict[tuple[str, str], RunSeries] = {}
-        # Requests that reached a pipeline but no run (bad input): rare, so looked up at flush time.
-        self._unrun: deque[RequestInfo] = deque()
-        self.push_unrun: Callable[[RequestInfo], None] = self._unrun.append
         # One flush at a time (the loop's, a scrape's, exit's); also held to add a series, which a
-        # flush iterates. Reentrant: a flush adds the series of a request that had no run.
-        self._flush_lock = threading.RLock()
+        # flush iterates.
+        self._flush_lock = threading.Lock()
         self._followed: list[FollowedCounts] = []
         atexit.register(self.flush)
 
@@ -233,12 +229,6 @@ class Metrics:
     def flush(self) -> None:
         """Count what was queued, then write every total that grew to the files."""
         with self._flush_lock:
-            unrun = self._unrun
-            for _ in range(len(unrun)):  # what was queued until now; later ones wait
-                info = unrun.popleft()
-                self.series(info.pipeline or "", info.surface or "run").answered(
-                    info.status or 500, info.elapsed
-                )
             for series in list(self._children.values()):
                 if series.count():
                     series.write()
@@ -421,7 +411,9 @@ class RunSeries:
         """Add what the queues hold to the totals; False when they were empty. Finished runs are
         taken before started ones: every run taken as finished is then also taken as started, so
         in-flight never dips below 0."""
-        if not (self.outcomes or self.starts or self.codes or self.run_times or self.request_times):
+        if not (
+            self.outcomes or self.run_times or self.chunks or self.starts or self.codes or self.request_times
+        ):
             return False
         if self.outcomes:
             finished = _take(self.outcomes)

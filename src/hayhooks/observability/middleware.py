@@ -71,13 +71,9 @@ def _count(metrics: Any, info: context.RequestInfo, status: int, started: float)
     counted per run instead: one MCP HTTP request may carry several tool calls, or none."""
     if info.pipeline is not None and info.status is None and info.surface != "mcp":
         info.status = status
-        elapsed = time.perf_counter() - started
-        series = info.series
-        if series is not None:
-            series.answered(status, elapsed)
-        else:  # refused before any run (bad input): its series is looked up at the next flush
-            info.elapsed = elapsed
-            metrics.push_unrun(info)
+        # Its run set ``series``; a request refused before any run (bad input) looks it up.
+        series = info.series or metrics.series(info.pipeline, info.surface or "run")
+        series.answered(status, time.perf_counter() - started)
 
 
 def _start_server_span(tracer: Any, scope: Scope, request_id: str) -> tuple[Any, Any]:
