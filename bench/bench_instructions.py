@@ -33,7 +33,11 @@ import httpx
 
 from bench.run import PYTHON, Server, Servers, report_table, wait_ready
 
-OFF_ENV = {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": "0"}
+# What "off" switches off: metrics (the issue's measure) or metrics and the recent-runs record.
+OFF_ENVS = {
+    "metrics": {"HAYHOOKS_METRICS_ENABLED": "false"},
+    "both": {"HAYHOOKS_METRICS_ENABLED": "false", "HAYHOOKS_RECENT_RUNS": "0"},
+}
 BODY = {"text": "hello hayhooks"}
 
 
@@ -47,9 +51,11 @@ def start(servers: Servers, label: str, env: dict[str, str], out: Path, args: ar
         "--instr-atstart=no",
         f"--callgrind-out-file={out}",
     ]
-    stretch = {"HAYHOOKS_BENCH_STRETCH": str(args.stretch)}
+    # One hash seed for every server: dict and set layouts (and so their lookups' instructions)
+    # then do not differ between the two sides by chance.
+    fixed = {"HAYHOOKS_BENCH_STRETCH": str(args.stretch), "PYTHONHASHSEED": str(args.hash_seed)}
     return servers.hayhooks(
-        label, extra_env={**env, **stretch}, launcher=[*valgrind, PYTHON, "-m", "bench.stretched"]
+        label, extra_env={**env, **fixed}, launcher=[*valgrind, PYTHON, "-m", "bench.stretched"]
     )
 
 
@@ -133,6 +139,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         "last-level miss); about twice as slow",
     )
     parser.add_argument("--settle", type=float, default=8.0, help="seconds after readiness (heap freeze)")
+    parser.add_argument(
+        "--off",
+        choices=sorted(OFF_ENVS),
+        default="both",
+        help="what the off side switches off: metrics only, or metrics and the recent-runs record (default)",
+    )
+    parser.add_argument("--hash-seed", type=int, default=0, help="PYTHONHASHSEED of every server (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
@@ -142,7 +155,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p: {"on": [], "off": []} for p in args.paths.split(",")
     }
     for rep in range(args.reps):
-        order = [("on", {}), ("off", OFF_ENV)]
+        order = [("on", {}), ("off", OFF_ENVS[args.off])]
         if rep % 2:
             order.reverse()
         for path in results:
@@ -172,7 +185,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ]
     rows: list[dict[str, Any]] = []
     for path, res in results.items():
-        row: dict[str, Any] = {"path": path, "connections": args.connections, "requests": args.requests}
+        row: dict[str, Any] = {
+            "path": path,
+            "off": args.off,
+            "connections": args.connections,
+            "requests": args.requests,
+        }
         for scope, field in (("main", f"main_{key}"), ("all", key)):
             ratios = [on[field] / off[field] for on, off in zip(res["on"], res["off"], strict=True)]
             row[scope] = {

@@ -380,12 +380,22 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far (/proc/stat): time the hypervisor gave to
+    someone else while this VM wanted to run is "steal"."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 def with_cpu(server: Server, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``run()``'s result plus the server's CPU microseconds per request during it: a measure that
-    other load on the machine barely moves, unlike requests per second."""
-    before = tree_cpu_seconds(server.proc.pid)
+    """``run()``'s result plus the server's CPU microseconds per request during it (a measure that
+    other load on the machine barely moves, unlike requests per second) and the share of the
+    machine's CPU time the hypervisor stole meanwhile (``steal``: the host's own noise)."""
+    before, (ticks, stolen) = tree_cpu_seconds(server.proc.pid), cpu_ticks()
     res = run()
     res["cpu_us_per_req"] = (tree_cpu_seconds(server.proc.pid) - before) / max(1, res["requests"]) * 1e6
+    ticks_after, stolen_after = cpu_ticks()
+    res["steal"] = (stolen_after - stolen) / max(1, ticks_after - ticks)
     return res
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import SAMPLE_PIPELINES
@@ -17,6 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _copy(pipelines_dir: Path, source: str, name: str) -> None:
     shutil.copytree(SAMPLE_PIPELINES / source, pipelines_dir / name)
+
+
+def _run(outcome: str, elapsed: float, chunks: int = 0, status_code: int = 200) -> SimpleNamespace:
+    """A finished run as the metrics read it (``FinishedRun``)."""
+    return SimpleNamespace(outcome=outcome, elapsed=elapsed, chunks=chunks, status_code=status_code)
+
+
+def _answer(status: int, elapsed: float) -> SimpleNamespace:
+    """An answered request as the metrics read it (``AnsweredRequest``)."""
+    return SimpleNamespace(status=status, elapsed=elapsed)
 
 
 def test_prometheus_private_api_we_rely_on(tmp_path):
@@ -33,13 +44,14 @@ def test_prometheus_private_api_we_rely_on(tmp_path):
     plain = Histogram("pin_plain", "pin", buckets=RUN_BUCKETS, registry=None)
     metrics = Metrics(tmp_path)
     series = metrics.series("pin_buckets", "run")
-    amounts = [0.005, 0.05, 0.1, 0.5, 2.0, 0.001, 400.0, 0.0051]
-    for index, amount in enumerate(amounts):  # the flush picks buckets itself, as observe does
-        plain.observe(amount)
-        series.run_finished("ok", amount, 0, 200)
-        if index == 3:
-            metrics.flush()  # counted in two batches
-    metrics.flush()
+    # Counted in three batches: two spread over buckets, one within a single bucket (bound included).
+    batches = [[0.005, 0.05, 0.1, 0.5], [2.0, 0.001, 400.0, 0.0051], [0.0011, 0.004, 0.005, 0.003]]
+    amounts = [amount for batch in batches for amount in batch]
+    for batch in batches:
+        for amount in batch:  # the flush picks buckets itself, as observe does
+            plain.observe(amount)
+            series.run_finished(_run("ok", amount))
+        metrics.flush()
     tallied = metrics.run_duration.labels("pin_buckets", "run")
     assert [b.get() for b in tallied._buckets] == [b.get() for b in plain._buckets]
     assert sum(b.get() for b in tallied._buckets) == len(amounts)
@@ -209,9 +221,10 @@ def test_pushes_from_many_threads_are_all_counted_while_flushing(tmp_path):
     def serve() -> None:
         for i in range(20_000):
             series = metrics.series("pin_threads", "run")
-            series.run_started()
-            series.run_finished("ok", 0.25 if i % 2 else 0.75, 1, 200)
-            series.answered(200 if i % 4 else 503, 0.5)
+            run = _run("ok", 0.25 if i % 2 else 0.75, chunks=1)
+            series.run_started(run)
+            series.run_finished(run)
+            series.answered(_answer(200 if i % 4 else 503, 0.5))
 
     flushing = threading.Thread(target=flusher)
     flushing.start()
@@ -240,12 +253,13 @@ def test_in_flight_runs_show_until_they_finish(tmp_path):
 
     metrics = Metrics(tmp_path)
     series = metrics.series("pin_inflight", "run")
-    series.run_started()
-    series.run_started()
+    timing_out = _run("timeout", 0.1, status_code=504)
+    series.run_started(timing_out)
+    series.run_started(_run("ok", 0.1))
     metrics.flush()
     in_flight = metrics.in_flight.labels("pin_inflight", "run")
     assert in_flight._value.get() == 2
-    series.run_finished("timeout", 0.1, 0, 504)
+    series.run_finished(timing_out)
     metrics.flush()
     assert in_flight._value.get() == 1
     assert metrics.timeouts.labels("pin_inflight", "run")._value.get() == 1
@@ -263,15 +277,15 @@ async def test_the_loop_flushes_without_a_thread_of_its_own(tmp_path):
     flushing = asyncio.create_task(metrics.flush_every(0.01))
     series = metrics.series("pin_loop", "run")
     for _ in range(3):
-        series.answered(200, 0.01)
+        series.answered(_answer(200, 0.01))
     for _ in range(200):
         if counter._value.get() == 3:
             break
         await asyncio.sleep(0.01)
     assert counter._value.get() == 3
     assert not [t for t in threading.enumerate() if t.name == "hayhooks-metrics"]
-    series.answered(200, 0.01)
-    series.answered(200, 0.01)
+    series.answered(_answer(200, 0.01))
+    series.answered(_answer(200, 0.01))
     flushing.cancel()
     await asyncio.gather(flushing, return_exceptions=True)
     assert counter._value.get() == 5  # the last flush runs when the flusher stops

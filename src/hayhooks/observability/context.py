@@ -24,12 +24,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._:/+=@-]")
 
 class RequestInfo:
     """One HTTP request as observability sees it. When metrics are on, the middleware sets
-    ``status`` as the response ends and counts it in ``series``, the metrics of the pipeline it
-    reached (set by its run, looked up for a request refused before any run).
+    ``status`` and ``elapsed`` as the response ends and hands the request to ``series``, the
+    metrics of the pipeline it reached (set by its run, looked up for a request refused before any
+    run), whose next flush reads both.
     ``run`` is the request's observed run, where Haystack's component spans find it (cheaper than
     setting a contextvar per run)."""
 
-    __slots__ = ("pipeline", "request_id", "run", "series", "status", "surface")
+    __slots__ = ("elapsed", "pipeline", "request_id", "run", "series", "status", "surface")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
@@ -38,6 +39,7 @@ class RequestInfo:
         self.run: Any = None
         self.series: Any = None
         self.status: Optional[int] = None  # set once the request is counted
+        self.elapsed = 0.0  # seconds from the request to the end of its response, set with status
 
 
 _current: ContextVar[Optional[RequestInfo]] = ContextVar("hayhooks_request", default=None)

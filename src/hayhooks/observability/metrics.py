@@ -20,6 +20,7 @@ import bisect
 import fcntl
 import logging
 import math
+import operator
 import os
 import re
 import socket
@@ -28,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from hayhooks.observability import _prometheus_compat
 from hayhooks.pipelines.cluster import _pid_alive
@@ -114,19 +115,21 @@ class Metrics:
     """The metric objects of this process (created once; every app in the process shares them),
     and the queues of finished work waiting to be counted.
 
-    Serving code does not update metric values. It appends what it knows to plain lists of the
-    run's ``RunSeries`` (one per pipeline and surface): the start of a run, a finished run's outcome
-    and duration, an answered request's status and duration. ``list.append`` is atomic, so any
-    thread appends without a lock, and the request path runs no counting code at all. ``flush``
-    takes each list's contents and counts them with built-ins (a sort and a few bisections per
-    histogram, ``Counter`` for codes and outcomes), then writes each total's growth to the shared
-    files: per flush, not per request.
+    Serving code does not update metric values. It hands the objects it already has to its
+    pipeline's ``RunSeries`` (one per pipeline and surface): the run when it starts and when it has
+    finished, the request when it has been answered. Each hand-over is one ``list.append`` (atomic,
+    so any thread does it without a lock; no Python frame, nothing built): the request path runs no
+    counting code at all. ``flush`` takes each list's contents and counts them with built-ins
+    (``map`` and ``attrgetter`` to read the fields, a sort and a few bisections per histogram,
+    ``Counter`` for codes and outcomes), then writes each total's growth to the shared files: per
+    flush, not per request.
 
     Why: a value write to prometheus_client's mmap files costs microseconds (a lock, a pid check, a
     struct pack) and a request touches eight values. Counting in memory per update still took ~10%
     of an async echo request's instructions in-process (callgrind, run 13); one queue of objects
-    counted in a Python loop at flush time, ~4% of the event loop's (run 13); these per-series
-    lists counted by built-ins, less again (section k of ``bench/RESULTS.md``).
+    counted in a Python loop at flush time, ~4% of the event loop's (run 13); values appended by
+    small methods to per-series lists counted by built-ins, 2.6% (run 14); the objects themselves
+    appended by the lists' own ``append``, less again (section l of ``bench/RESULTS.md``).
 
     ``flush_every`` drains on the app's event loop every ``FLUSH_INTERVAL`` (no timer thread, so a
     busy worker never hands the GIL to one); a scrape flushes first and waits one interval more,
@@ -201,7 +204,8 @@ class Metrics:
             ["event"],
             registry=None,
         )
-        self._children: dict[tuple[str, str], RunSeries] = {}
+        # Read without the lock by the request path (a dict lookup); added to under it.
+        self.all_series: dict[tuple[str, str], RunSeries] = {}
         # One flush at a time (the loop's, a scrape's, exit's); also held to add a series, which a
         # flush iterates.
         self._flush_lock = threading.Lock()
@@ -209,14 +213,15 @@ class Metrics:
         atexit.register(self.flush)
 
     def series(self, pipeline: str, surface: str) -> RunSeries:
-        """The label children and queues of one (pipeline, surface), cached: labels() is not free."""
+        """The label children and queues of one (pipeline, surface), created on first use (the
+        request path looks in ``all_series`` first: labels() is not free, a call is not either)."""
         key = (pipeline, surface)
-        found = self._children.get(key)
+        found = self.all_series.get(key)
         if found is None:
             with self._flush_lock:  # a flush iterates the series
-                found = self._children.get(key)
+                found = self.all_series.get(key)
                 if found is None:
-                    found = self._children[key] = RunSeries(self, pipeline, surface)
+                    found = self.all_series[key] = RunSeries(self, pipeline, surface)
         return found
 
     def follow(self, counts: Mapping[str, float], family: Any) -> None:
@@ -229,7 +234,7 @@ class Metrics:
     def flush(self) -> None:
         """Count what was queued, then write every total that grew to the files."""
         with self._flush_lock:
-            for series in list(self._children.values()):
+            for series in list(self.all_series.values()):
                 if series.count():
                     series.write()
             for followed in self._followed:
@@ -311,14 +316,21 @@ class HistogramTally:
         self.written_sum = 0.0
 
     def add(self, amounts: list[float]) -> None:
-        """Count a batch of observations: sorted once, then one bisection per bucket (an amount
-        goes to the first bucket whose bound is >= it, as in ``Histogram.observe``)."""
-        amounts.sort()
-        counts, below = self.counts, 0
-        for index, bound in enumerate(self.bounds):
-            upto = bisect.bisect_right(amounts, bound)
-            counts[index] += upto - below
-            below = upto
+        """Count a non-empty batch of observations (an amount goes to the first bucket whose bound
+        is >= it, as in ``Histogram.observe``). When the smallest and the largest fall in the same
+        bucket (the common case: similar requests), so does the whole batch; otherwise it is
+        sorted once, then bisected once per bucket."""
+        bounds, counts = self.bounds, self.counts
+        lowest = bisect.bisect_left(bounds, min(amounts))
+        if lowest == bisect.bisect_left(bounds, max(amounts)):
+            counts[lowest] += len(amounts)
+        else:
+            amounts.sort()
+            below = 0
+            for index, bound in enumerate(bounds):
+                upto = bisect.bisect_right(amounts, bound)
+                counts[index] += upto - below
+                below = upto
         self.sum += math.fsum(amounts)
 
     def write(self) -> None:
@@ -332,30 +344,55 @@ class HistogramTally:
             self.written_sum = self.sum
 
 
+class FinishedRun(Protocol):
+    """A finished run as the metrics read it (``hayhooks.observability.runs.Run``)."""
+
+    outcome: str
+    elapsed: float
+    chunks: int
+    status_code: int
+
+
+class AnsweredRequest(Protocol):
+    """An answered request as the metrics read it (``hayhooks.observability.context.RequestInfo``)."""
+
+    status: Optional[int]
+    elapsed: float
+
+
+_OUTCOME = operator.attrgetter("outcome")
+_ELAPSED = operator.attrgetter("elapsed")
+_CHUNKS = operator.attrgetter("chunks")
+_RUN_STATUS = operator.attrgetter("status_code")
+_STATUS = operator.attrgetter("status")
+
+
 class RunSeries:
     """The label children, queues and running totals of one (pipeline, surface).
 
-    Serving code appends to the queues (``run_started``, ``run_finished``, ``answered``), from any
-    thread. Only flushes (under the flush lock) take from them and change the totals, so neither
-    needs a lock of its own; ``write`` hands the totals' growth since the previous flush to the
-    metric children.
+    Serving code, from any thread, hands over the objects it already has: the run when it starts
+    (``run_started``) and when it has finished (``run_finished``), the request when it has been
+    answered (``answered``). The three are the queues' own ``list.append``: no Python frame, no
+    lock, nothing built per request. Only flushes (under the flush lock) take from the queues,
+    reading the objects' fields with ``map`` and ``attrgetter`` (C loops) into the totals;
+    ``write`` hands the totals' growth since the previous flush to the metric children.
     """
 
     __slots__ = (
+        "answered",
+        "answers",
         "children",
         "chunk_total",
-        "chunks",
         "code_counts",
-        "codes",
+        "ends",
         "finished",
         "metrics",
         "outcome_counts",
-        "outcomes",
         "pipeline",
         "request_durations",
-        "request_times",
         "run_durations",
-        "run_times",
+        "run_finished",
+        "run_started",
         "runs_are_requests",
         "started",
         "starts",
@@ -367,13 +404,13 @@ class RunSeries:
         self.metrics, self.pipeline, self.surface = metrics, pipeline, surface
         # An MCP HTTP request may carry several tool calls, or none: each run counts as a request.
         self.runs_are_requests = surface == "mcp"
-        # Queues, filled on the request path.
-        self.starts: list[None] = []
-        self.outcomes: list[str] = []
-        self.run_times: list[float] = []
-        self.chunks: list[int] = []
-        self.codes: list[int] = []
-        self.request_times: list[float] = []
+        # Queues, filled on the request path through their appends.
+        self.starts: list[object] = []
+        self.ends: list[FinishedRun] = []
+        self.answers: list[AnsweredRequest] = []
+        self.run_started: Callable[[object], None] = self.starts.append
+        self.run_finished: Callable[[FinishedRun], None] = self.ends.append
+        self.answered: Callable[[AnsweredRequest], None] = self.answers.append
         # Totals, kept by flushes.
         self.started = self.finished = self.chunk_total = 0
         self.outcome_counts: Counter[str] = Counter()
@@ -389,46 +426,28 @@ class RunSeries:
         }
         self.written: dict[Any, float] = {}  # by key below: what the files already have
 
-    # -- the request path: appends only --------------------------------------------------------
-    def run_started(self) -> None:
-        self.starts.append(None)
-
-    def run_finished(self, outcome: str, elapsed: float, chunks: int, code: int) -> None:
-        self.outcomes.append(outcome)
-        self.run_times.append(elapsed)
-        if chunks:
-            self.chunks.append(chunks)
-        if self.runs_are_requests:
-            self.answered(code, elapsed)
-
-    def answered(self, code: int, elapsed: float) -> None:
-        """A request for this pipeline ended with HTTP status ``code``."""
-        self.codes.append(code)
-        self.request_times.append(elapsed)
-
-    # -- flushes ----------------------------------------------------------------------------------
     def count(self) -> bool:
         """Add what the queues hold to the totals; False when they were empty. Finished runs are
         taken before started ones: every run taken as finished is then also taken as started, so
         in-flight never dips below 0."""
-        if not (
-            self.outcomes or self.run_times or self.chunks or self.starts or self.codes or self.request_times
-        ):
+        if not (self.ends or self.starts or self.answers):
             return False
-        if self.outcomes:
-            finished = _take(self.outcomes)
-            self.finished += len(finished)
-            self.outcome_counts.update(finished)
-        if self.run_times:
-            self.run_durations.add(_take(self.run_times))
-        if self.chunks:
-            self.chunk_total += sum(_take(self.chunks))
+        if self.ends:
+            runs = _take(self.ends)
+            self.finished += len(runs)
+            self.outcome_counts.update(map(_OUTCOME, runs))
+            times = list(map(_ELAPSED, runs))
+            self.run_durations.add(times)
+            self.chunk_total += sum(map(_CHUNKS, runs))
+            if self.runs_are_requests:
+                self.code_counts.update(map(_RUN_STATUS, runs))
+                self.request_durations.add(times)
         if self.starts:
             self.started += len(_take(self.starts))
-        if self.codes:
-            self.code_counts.update(_take(self.codes))
-        if self.request_times:
-            self.request_durations.add(_take(self.request_times))
+        if self.answers:
+            answers = _take(self.answers)
+            self.code_counts.update(map(_STATUS, answers))
+            self.request_durations.add(list(map(_ELAPSED, answers)))
         return True
 
     def write(self) -> None:

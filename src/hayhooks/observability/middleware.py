@@ -52,7 +52,8 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), id_header]
             elif kind == "http.response.body" and metrics is not None and not message.get("more_body", False):
                 # Queued before the client has the whole response: a scrape right after the last
-                # response always counts it.
+                # response always counts it. The last body comes once: no need to check
+                # ``info.status`` here.
                 _count(metrics, info, status, started)
             await send(message)
 
@@ -67,13 +68,17 @@ class RequestMiddleware:
 
 
 def _count(metrics: Any, info: context.RequestInfo, status: int, started: float) -> None:
-    """Queue a request that reached a pipeline for ``hayhooks_requests_total`` (once). MCP runs are
-    counted per run instead: one MCP HTTP request may carry several tool calls, or none."""
-    if info.pipeline is not None and info.status is None and info.surface != "mcp":
-        info.status = status
-        # Its run set ``series``; a request refused before any run (bad input) looks it up.
-        series = info.series or metrics.series(info.pipeline, info.surface or "run")
-        series.answered(status, time.perf_counter() - started)
+    """Hand a request that reached a pipeline to its metrics, for ``hayhooks_requests_total``
+    (once: the caller checks ``info.status``). MCP runs are counted per run instead: one MCP HTTP
+    request may carry several tool calls, or none."""
+    series = info.series  # set by its run
+    if series is None:  # a request refused before any run (bad input), or none for a pipeline
+        if info.pipeline is None or info.surface == "mcp":
+            return
+        series = metrics.series(info.pipeline, info.surface or "run")
+    info.status = status
+    info.elapsed = time.perf_counter() - started
+    series.answered(info)
 
 
 def _start_server_span(tracer: Any, scope: Scope, request_id: str) -> tuple[Any, Any]:

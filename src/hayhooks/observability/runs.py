@@ -109,19 +109,26 @@ class Run:
         self.finished = False
         self.components: Optional[list[ComponentTiming]] = None  # filled by Haystack's tracing hook
         info = context.current()
-        # The id, not the RequestInfo: the info holds this run (``info.run``), and a reference
-        # back would make a cycle that only the garbage collector frees.
-        self.request_id = info.request_id if info is not None else None
-        if info is not None and info.pipeline is None:
-            info.pipeline, info.surface = pipeline, surface
         metrics = observer.metrics
-        self.series: Any = None
-        if metrics is not None:
-            series = self.series = metrics.series(pipeline, surface)
-            series.run_started()
+        series = self.series = (
+            None
+            if metrics is None
+            else metrics.all_series.get((pipeline, surface)) or metrics.series(pipeline, surface)
+        )
+        if series is not None:
+            series.run_started(self)
+        if info is None:
+            self.request_id = None
+        else:
+            # The id, not the RequestInfo: the info holds this run (``info.run``), and a reference
+            # back would make a cycle that only the garbage collector frees.
+            self.request_id = info.request_id
+            if info.pipeline is None:
+                info.pipeline, info.surface = pipeline, surface
             if (
-                info is not None
+                series is not None
                 and info.series is None
+                and not series.runs_are_requests  # an MCP request is counted per run instead
                 and info.pipeline == pipeline
                 and info.surface == surface
             ):
@@ -201,7 +208,7 @@ class Run:
         self.outcome, self.status_code = outcome, code
         self.elapsed = time.perf_counter() - self.t0
         if self.series is not None:
-            self.series.run_finished(outcome, self.elapsed, self.chunks, code)
+            self.series.run_finished(self)  # read by the next metrics flush
         if self.span is not None:
             from opentelemetry.trace import Status, StatusCode
 
