@@ -41,6 +41,17 @@ OFF_ENVS = {
 BODY = {"text": "hello hayhooks"}
 
 
+def add_off_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--off``: what the off side of an on/off bench switches off (a key of ``OFF_ENVS``)."""
+    parser.add_argument(
+        "--off",
+        choices=sorted(OFF_ENVS),
+        default=default,
+        help=f"what the off side switches off: metrics only, or both (metrics and the recent-runs "
+        f"record); default {default}",
+    )
+
+
 def start(servers: Servers, label: str, env: dict[str, str], out: Path, args: argparse.Namespace) -> Server:
     """A 1-worker ``hayhooks run`` under callgrind, instrumentation off until ``measure``."""
     valgrind = [
@@ -139,12 +150,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "last-level miss); about twice as slow",
     )
     parser.add_argument("--settle", type=float, default=8.0, help="seconds after readiness (heap freeze)")
-    parser.add_argument(
-        "--off",
-        choices=sorted(OFF_ENVS),
-        default="both",
-        help="what the off side switches off: metrics only, or metrics and the recent-runs record (default)",
-    )
+    add_off_argument(parser, default="both")
     parser.add_argument("--hash-seed", type=int, default=0, help="PYTHONHASHSEED of every server (default 0)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     args = parser.parse_args(argv)

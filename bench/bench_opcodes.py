@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.bench_instructions import OFF_ENVS
+from bench.bench_instructions import OFF_ENVS, add_off_argument
 from bench.run import BENCH, PYTHON, QUIET_ENV, ROOT, report_table
 
 BODY = json.dumps({"text": "hello hayhooks"}).encode()
@@ -168,12 +168,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--paths", default="echo_async", help="pipelines to call (default echo_async)")
     parser.add_argument("--requests", type=int, default=1000, help="requests counted per side (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
-    parser.add_argument(
-        "--off",
-        choices=sorted(OFF_ENVS),
-        default="metrics",
-        help="what the off side switches off: metrics only (default) or metrics and the recent-runs record",
-    )
+    add_off_argument(parser, default="metrics")
     parser.add_argument("--top", type=int, default=8, help="functions listed per path (default 8)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for raw results")
     parser.add_argument(
