@@ -186,10 +186,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             quiet = [
                 on["rps"] / off["rps"] for off, on in pairs if max(off["steal"], on["steal"]) <= steal_limit
             ]
-            cpu = [
-                on["cpu_us_per_req"] / off["cpu_us_per_req"]
-                for off, on in zip(runs["off"], runs["on"], strict=True)
-            ]
+            cpu = [on["cpu_us_per_req"] / off["cpu_us_per_req"] for off, on in pairs]
             row = {
                 "parts": args.parts,
                 "synthetic_us": synthetic_us,

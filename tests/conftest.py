@@ -223,13 +223,30 @@ def _served_by(worker_id: str, pid: int) -> bool:
         worker_pid = int(worker_id.rsplit("-", 1)[-1])
     except ValueError:
         return False
-    if worker_pid == pid:
-        return True
+    return worker_pid == pid or parent_pid(worker_pid) == pid
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of process ``pid`` (field 4 of ``/proc/<pid>/stat``), None once it is gone."""
     try:
-        stat = Path(f"/proc/{worker_pid}/stat").read_text()
-    except OSError:
-        return False
-    return int(stat.rsplit(")", 1)[1].split()[1]) == pid  # field 4: the parent's pid
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parent_pids() -> dict[int, int]:
+    """The parent of every live process, by pid."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        parent = parent_pid(int(entry.name))
+        if parent is not None:
+            found[int(entry.name)] = parent
+    return found
+
+
+def child_pids(pid: int) -> set[int]:
+    """The direct children of process ``pid``."""
+    return {child for child, parent in parent_pids().items() if parent == pid}
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+from conftest import parent_pids
+
 LISTEN = "0A"
 
 
@@ -67,12 +69,7 @@ def exposed_listeners(pids: set[int]) -> list[str]:
 
 def descendants(root: int) -> set[int]:
     """``root`` and every process below it (by parent pid)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
+    parents = parent_pids()
     tree = {root}
     changed = True
     while changed:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _server import run_cli
-from conftest import free_port, require_binary, wait_until
+from conftest import child_pids, free_port, require_binary, wait_until
 from test_workers import whoami
 
 pytestmark = pytest.mark.e2e
@@ -130,19 +130,6 @@ def worker_pids(url: str) -> set[int]:
     return {int(w["id"].rsplit("-", 1)[1]) for w in status["workers"]}
 
 
-def children(pid: int) -> set[int]:
-    """Direct child processes (uvicorn's workers of one instance)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def test_deploy_through_balancer_is_served_by_every_worker_of_both_instances(balancer, two_instances):
     url = balancer([s.port for s in two_instances])
     pids = worker_pids(url)
@@ -205,7 +192,7 @@ def test_instance_stopped_mid_load_loses_no_request(balancer, two_instances):
     assert r.status_code == 200, r.text
 
     victim = two_instances[0]
-    victim_pids = children(victim.proc.pid)
+    victim_pids = child_pids(victim.proc.pid)  # uvicorn's workers of one instance
     assert len(victim_pids & worker_pids(url)) == 2
     results: list[tuple[int, str]] = []
     stop = threading.Event()

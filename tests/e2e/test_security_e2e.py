@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_pipelines, free_port, require_binary, stop_process, wait_until
+from conftest import child_pids, copy_pipelines, free_port, require_binary, stop_process, wait_until
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -247,7 +247,7 @@ def test_cli_and_standalone_mcp_with_api_keys(hayhooks_server, pipelines_dir, tm
 
 def _rss_kib(pid: int) -> int:
     total = 0
-    for child in [pid, *_children(pid)]:
+    for child in [pid, *child_pids(pid)]:
         try:
             for line in Path(f"/proc/{child}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -255,11 +255,6 @@ def _rss_kib(pid: int) -> int:
         except FileNotFoundError:
             pass
     return total
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def test_over_large_bodies_cost_no_memory(hayhooks_server, pipelines_dir):

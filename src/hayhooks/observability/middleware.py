@@ -68,9 +68,10 @@ class RequestMiddleware:
 
 
 def _count(metrics: Any, info: context.RequestInfo, status: int, started: float) -> None:
-    """Hand a request that reached a pipeline to its metrics, for ``hayhooks_requests_total``
-    (once: the caller checks ``info.status``). MCP runs are counted per run instead: one MCP HTTP
-    request may carry several tool calls, or none."""
+    """Hand a request that reached a pipeline to its metrics, for ``hayhooks_requests_total``.
+    Called once per request: at its last response body (which comes once), or, for a response cut
+    short, at the end when ``info.status`` is still unset. MCP runs are counted per run instead:
+    one MCP HTTP request may carry several tool calls, or none."""
     series = info.series  # set by its run
     if series is None:  # a request refused before any run (bad input), or none for a pipeline
         if info.pipeline is None or info.surface == "mcp":
