@@ -329,7 +329,9 @@ def wrk(
     duration: float,
     close: bool = False,
     max_requests: int = MAX_REQUESTS_PER_RUN,
+    cpus: Optional[str] = None,
 ) -> dict[str, Any]:
+    """One wrk run (one thread) of ``duration`` seconds; ``cpus`` pins it (``taskset -c``)."""
     script = Path(tempfile.mkstemp(suffix=".lua", prefix="bench-")[1])
     script.write_text(
         LUA.format(
@@ -339,6 +341,7 @@ def wrk(
         )
     )
     cmd = [
+        *(["taskset", "-c", cpus] if cpus else []),
         "wrk",
         "-t1",
         f"-c{connections}",
