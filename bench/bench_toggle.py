@@ -420,16 +420,20 @@ def _windows_row(
     deadline = time.monotonic() + 10
     while not dump.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
+    if not dump.exists():
+        raise RuntimeError(f"the server wrote no windows to {dump} (see its log: {server.log_path})")
     windows: list[dict[str, Any]] = json.loads(dump.read_text())
     pairs = [
         (a, b) if not a["on"] else (b, a) for a, b in zip(windows[0::2], windows[1::2], strict=True)
     ]  # (off, on)
     rps = [(on["requests"] / on["seconds"]) / (off["requests"] / off["seconds"]) for off, on in pairs]
 
+    def sums(chosen: list[tuple[dict[str, Any], dict[str, Any]]], side: int) -> dict[str, float]:
+        return {key: sum(pair[side][key] for pair in chosen) for key in ("requests", "seconds", "cpu")}
+
     def pooled(chosen: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[float, float]:
         """(req/s on/off, CPU per request on/off) of the chosen pairs, each side summed."""
-        off = {key: sum(p[0][key] for p in chosen) for key in ("requests", "seconds", "cpu")}
-        on = {key: sum(p[1][key] for p in chosen) for key in ("requests", "seconds", "cpu")}
+        off, on = sums(chosen, 0), sums(chosen, 1)
         return (
             (on["requests"] / on["seconds"]) / (off["requests"] / off["seconds"]),
             (on["cpu"] / on["requests"]) / (off["cpu"] / off["requests"]),
@@ -440,10 +444,7 @@ def _windows_row(
     rps_ci = _interval([sample[0] for sample in samples])
     cpu_ci = _interval([sample[1] for sample in samples])
     rps_ratio, cpu_ratio = pooled(pairs)
-    sides = {
-        label: {key: sum(p[side][key] for p in pairs) for key in ("requests", "seconds", "cpu")}
-        for side, label in enumerate(("off", "on"))
-    }
+    sides = {"off": sums(pairs, 0), "on": sums(pairs, 1)}
     quartiles = statistics.quantiles(rps, n=4)
     row = {
         "parts": args.parts,
