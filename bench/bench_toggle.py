@@ -107,8 +107,6 @@ class Windows:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.handle: Optional[asyncio.TimerHandle] = None
         self.records: list[dict[str, Any]] = []
-        self.random = random.Random(0)  # the pairs' orders: reset by begin()
-        self.orders: list[bool] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -121,18 +119,17 @@ class Windows:
         ticks, stolen = cpu_ticks()
         return time.perf_counter(), self.requests, time.process_time(), ticks, stolen
 
-    def _state(self, index: int) -> bool:
-        """On or off in window ``index``: pairs of windows, each off-on or on-off at random (a
-        fixed alternation would put work that recurs every four windows always on one side)."""
+    @staticmethod
+    def _state(index: int) -> bool:
+        """On or off in window ``index``: pairs of windows, each off-on or on-off at random, drawn
+        from the pair's number (a fixed alternation would put work that recurs every four windows
+        always on one side)."""
         pair, second = divmod(index, 2)
-        while len(self.orders) <= pair:
-            self.orders.append(self.random.random() < 0.5)
-        return bool(second) != self.orders[pair]
+        return bool(second) != (random.Random(pair).random() < 0.5)
 
     def begin(self, dump: Path) -> None:
         assert self.loop is not None
         self.records, self.dump, self.index = [], dump, 0
-        self.random, self.orders = random.Random(0), []
         self.switch(self._state(0))
         self.start, self.last = self.loop.time(), self._snapshot()
         self.handle = self.loop.call_at(self.start + self.length, self._flip)
@@ -209,19 +206,19 @@ def serve(
             for part in parts:
                 setattr(observer, part, saved.pop(part))
 
-    def flush() -> None:
-        observer = observer_of(app.state.service)
-        if observer is not None and observer.metrics is not None:
-            observer.metrics.flush()
-
     served: Any = synthetic if synthetic is not None else app
     if window > 0:
+
+        def flush() -> None:
+            observer = observer_of(app.state.service)
+            if observer is not None and observer.metrics is not None:
+                observer.metrics.flush()
+
         windows = served = Windows(served, window, lambda state: on() if state else off(), flush)
 
         def begin(*_: Any) -> None:
             assert windows.loop is not None
-            dump = Path(Path(pipelines_dir).parent / "windows.json")
-            windows.loop.call_soon_threadsafe(windows.begin, dump)
+            windows.loop.call_soon_threadsafe(windows.begin, windows_file(Path(pipelines_dir)))
 
         def end(*_: Any) -> None:
             assert windows.loop is not None
@@ -402,7 +399,7 @@ def _windows_row(
 ) -> dict[str, Any]:
     """One long wrk run while the server switches itself every ``args.window`` seconds; the
     windows' records, summed per side, with a bootstrap interval over the pairs."""
-    dump = pdir.parent / "windows.json"
+    dump = windows_file(pdir)
     dump.unlink(missing_ok=True)
     load: dict[str, Any] = {}
     seconds = args.seconds + 4
@@ -428,23 +425,28 @@ def _windows_row(
     ]  # (off, on)
     rps = [(on["requests"] / on["seconds"]) / (off["requests"] / off["seconds"]) for off, on in pairs]
 
-    def sums(chosen: list[tuple[dict[str, Any], dict[str, Any]]], side: int) -> dict[str, float]:
-        return {key: sum(pair[side][key] for pair in chosen) for key in ("requests", "seconds", "cpu")}
+    def sums(chosen: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, dict[str, float]]:
+        """Each side's requests, seconds and CPU seconds, summed over the chosen pairs."""
+        keys = ("requests", "seconds", "cpu")
+        return {
+            label: {key: sum(pair[side][key] for pair in chosen) for key in keys}
+            for side, label in enumerate(("off", "on"))
+        }
 
-    def pooled(chosen: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[float, float]:
-        """(req/s on/off, CPU per request on/off) of the chosen pairs, each side summed."""
-        off, on = sums(chosen, 0), sums(chosen, 1)
+    def ratios(sides: dict[str, dict[str, float]]) -> tuple[float, float]:
+        """(req/s on/off, CPU per request on/off)."""
+        off, on = sides["off"], sides["on"]
         return (
             (on["requests"] / on["seconds"]) / (off["requests"] / off["seconds"]),
             (on["cpu"] / on["requests"]) / (off["cpu"] / off["requests"]),
         )
 
     rng = random.Random(0)
-    samples = [pooled(rng.choices(pairs, k=len(pairs))) for _ in range(2000)]
+    samples = [ratios(sums(rng.choices(pairs, k=len(pairs)))) for _ in range(2000)]
     rps_ci = _interval([sample[0] for sample in samples])
     cpu_ci = _interval([sample[1] for sample in samples])
-    rps_ratio, cpu_ratio = pooled(pairs)
-    sides = {"off": sums(pairs, 0), "on": sums(pairs, 1)}
+    sides = sums(pairs)
+    rps_ratio, cpu_ratio = ratios(sides)
     quartiles = statistics.quantiles(rps, n=4)
     row = {
         "parts": args.parts,
@@ -477,6 +479,11 @@ def _windows_row(
         flush=True,
     )
     return row
+
+
+def windows_file(pipelines_dir: Path) -> Path:
+    """Where the server writes its windows (``Windows.end``) and the bench reads them."""
+    return pipelines_dir.parent / "windows.json"
 
 
 def _interval(values: list[float]) -> tuple[float, float]:
