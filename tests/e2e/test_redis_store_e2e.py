@@ -114,7 +114,10 @@ def test_instances_sharing_only_redis_converge_and_survive_an_outage(hayhooks_se
 
     # Redis returns empty: the instances seed it from their copies; nothing committed is lost.
     redis_proc.start()
-    workers = all_in_sync(a.url, 4)
+    # An instance counts its own workers from its directory at once, the other's only once their
+    # next heartbeat reaches the emptied Redis (about two seconds): deploy when both see all four.
+    for server in (a, b):
+        all_in_sync(server.url, 4)
     r = deploy(b.url, "late", whoami("late"))
     assert r.status_code == 200 and r.json()["workers"] == 4, r.text
     for server in (a, b):
