@@ -36,6 +36,15 @@ def all_in_sync(url: str, expected: int) -> list[dict]:
     )
 
 
+def both_in_sync(a_url: str, b_url: str, expected: int) -> list[dict]:
+    """Both instances list the same ``expected`` workers, all in sync. Each counts its own workers
+    from its directory at once, the other's only once their heartbeat is in Redis: a deploy through
+    an instance waits only for the workers it lists."""
+    workers = all_in_sync(a_url, expected)
+    assert {w["id"] for w in all_in_sync(b_url, expected)} == {w["id"] for w in workers}
+    return workers
+
+
 def versions(url: str, name: str, count: int = 40) -> tuple[set[int], set[object], set[int]]:
     """Fresh-connection requests: (statuses, versions served, pids that served them)."""
     responses = spread("POST", f"{url}/{name}/run", count, json={})
@@ -53,9 +62,8 @@ def test_instances_sharing_only_redis_converge_and_survive_an_outage(hayhooks_se
     (dir_a / "bundled" / "pipeline_wrapper.py").write_text(whoami("bundled")["pipeline_wrapper.py"])
     a = hayhooks_server(dir_a, "--workers", "2", env=env)
     b = hayhooks_server(dir_b, "--workers", "2", env=env)
-    workers = all_in_sync(a.url, 4)
+    workers = both_in_sync(a.url, b.url, 4)
     pids = {w["id"].rsplit("-", 1)[1] for w in workers}
-    assert {w["id"] for w in all_in_sync(b.url, 4)} == {w["id"] for w in workers}
     # B pulled everything before it reported ready.
     assert versions(b.url, "bundled")[:2] == ({200}, {"bundled"})
     assert (dir_b / "bundled" / "pipeline_wrapper.py").is_file()
@@ -114,10 +122,8 @@ def test_instances_sharing_only_redis_converge_and_survive_an_outage(hayhooks_se
 
     # Redis returns empty: the instances seed it from their copies; nothing committed is lost.
     redis_proc.start()
-    # An instance counts its own workers from its directory at once, the other's only once their
-    # next heartbeat reaches the emptied Redis (about two seconds): deploy when both see all four.
-    for server in (a, b):
-        all_in_sync(server.url, 4)
+    # Their heartbeats reach the emptied Redis within about two seconds: deploy once they have.
+    both_in_sync(a.url, b.url, 4)
     r = deploy(b.url, "late", whoami("late"))
     assert r.status_code == 200 and r.json()["workers"] == 4, r.text
     for server in (a, b):
