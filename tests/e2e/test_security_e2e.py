@@ -183,6 +183,15 @@ def test_list_settings_from_env_reach_every_worker(hayhooks_server, pipelines_di
     seen_pids: set[str] = set()
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.get("/ready").status_code == 200
+        # /ready is one worker's answer: wait until the other one serves too (a slow start under load).
+        wait_until(
+            lambda: (
+                len(w := http.get("/status", headers={"Authorization": "Bearer second"}).json()["workers"])
+                == 2
+                and all(x["in_sync"] for x in w)
+            ),
+            timeout=60,
+        )
         for i in range(20):  # new connections: both workers answer some of them
             with httpx.Client(base_url=server.url, timeout=30) as fresh:
                 assert fresh.post("/echo/run", json={"name": "x"}).status_code == 401
