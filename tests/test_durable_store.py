@@ -112,6 +112,23 @@ def test_claim_lease_fencing_and_takeover(make_store: MakeStore) -> None:
         other.complete(record.execution_id, second.fence, "twice")
 
 
+def test_a_worker_does_not_take_over_what_it_is_running(make_store: MakeStore) -> None:
+    """A renewal late under load lets the lease run out while the attempt goes on: its own worker
+    does not start a second attempt beside it (the late renewal still holds); another worker does
+    take it over."""
+    store, other = make_store(), make_store()
+    record, _ = store.submit("echo", "r1", {})
+    mine = store.claim("w1", ["echo"], 0.2, 3)
+    assert mine is not None
+    time.sleep(0.3)
+    assert store.claim("w1", ["echo"], 0.2, 3, running={record.execution_id}) is None
+    renewed = store.heartbeat(record.execution_id, mine.fence, 0.2)
+    assert renewed.owner == "w1" and renewed.fence == mine.fence and renewed.takeovers == 0
+    time.sleep(0.3)
+    theirs = other.claim("w2", ["echo"], 30, 3)
+    assert theirs is not None and theirs.owner == "w2" and theirs.takeovers == 1 and theirs.attempt == 2
+
+
 def test_heartbeat_keeps_the_lease(make_store: MakeStore) -> None:
     store, other = make_store(), make_store()
     record, _ = store.submit("echo", "r1", {})
@@ -121,6 +138,25 @@ def test_heartbeat_keeps_the_lease(make_store: MakeStore) -> None:
         time.sleep(0.15)
         store.heartbeat(record.execution_id, mine.fence, 0.4)
         assert other.claim("w2", ["echo"], 0.4, 3) is None
+
+
+def test_a_renewal_racing_the_attempts_own_last_write_is_not_a_lost_lease(make_store: MakeStore) -> None:
+    """The worker's lease loop renews an execution its attempt has just completed: nothing is
+    extended and nothing was lost; a renewal after another worker's takeover is still refused."""
+    store, other = make_store(), make_store()
+    done, _ = store.submit("echo", "r1", {})
+    mine = store.claim("w1", ["echo"], 30, 3)
+    assert mine is not None
+    store.complete(done.execution_id, mine.fence, {"ok": True})
+    late = store.heartbeat(done.execution_id, mine.fence, 30)
+    assert late.status == "completed" and late.fence == mine.fence and late.result == {"ok": True}
+    taken, _ = store.submit("echo", "r2", {})
+    first = store.claim("w1", ["echo"], 0.2, 3)
+    assert first is not None and first.execution_id == taken.execution_id
+    time.sleep(0.3)
+    assert other.claim("w2", ["echo"], 30, 3) is not None
+    with pytest.raises(LeaseLost):
+        store.heartbeat(taken.execution_id, first.fence, 30)
 
 
 def test_release_hands_back_without_using_an_attempt(make_store: MakeStore) -> None:

@@ -87,7 +87,7 @@ def _check_recovered(url: str, ids: dict[str, str], log: Path, killed: set[int])
     for i in range(N):
         tag = f"t{i}"
         view = views[tag]
-        assert view["status"] == "completed", view
+        assert view["status"] == "completed", (view.get("error"), view)
         assert view["result"]["value"] == i + 111 and view["result"]["tag"] == tag
         assert effects[f"{tag} a"] == 1, f"{tag}: completed component a re-ran"
         assert effects[f"{tag} c"] == 1, f"{tag}: c ran {effects[f'{tag} c']} times"

@@ -20,7 +20,7 @@ import abc
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -164,14 +164,27 @@ class ExecutionStore(abc.ABC):
 
     # -- claiming and leases ---------------------------------------------------------------------
     def claim(
-        self, worker: str, pipelines: Iterable[str], lease_seconds: float, max_attempts: int
+        self,
+        worker: str,
+        pipelines: Iterable[str],
+        lease_seconds: float,
+        max_attempts: int,
+        running: Collection[str] = (),
     ) -> Optional[Execution]:
-        """Take one due execution (or one whose owner's lease expired) for ``worker``."""
+        """Take one due execution (or one whose owner's lease expired) for ``worker``.
+
+        ``running``: executions the caller is running itself. Their leases may have run out (a
+        renewal late under load), but taking them over would only start a second attempt of the same
+        work beside the first one, and use up the crash budget; the late renewal still extends the
+        lease while no other worker has claimed it.
+        """
         names = list(pipelines)
         if not names:
             return None
         now = time.time()
         for execution_id in self._candidates(names, now, 16):
+            if execution_id in running:
+                continue
             exhausted: list[bool] = []
 
             def take(rec: Execution, exhausted: list[bool] = exhausted) -> list[tuple[str, Any]]:
@@ -215,15 +228,25 @@ class ExecutionStore(abc.ABC):
 
     def heartbeat(self, execution_id: str, fence: int, lease_seconds: float) -> Execution:
         """Extend the lease; ``LeaseLost`` if the execution is no longer ours. The returned record
-        tells the worker whether a cancel was requested."""
+        tells the worker whether a cancel was requested.
+
+        An execution this very fence has ended (completed, failed, suspended: the renewal raced the
+        attempt's last write) is returned as it is, unextended: it was not lost to anyone, and a
+        worker must not report it so (a warning and ``lease_lost`` for most finished executions).
+        """
 
         def extend(rec: Execution) -> list[tuple[str, Any]]:
+            if rec.fence == fence and rec.status != "running":
+                raise Skip()
             _fenced(rec, fence)
             rec.lease_expires_at = time.time() + lease_seconds
             return []
 
         started = time.monotonic()
-        record = self._owned_write(execution_id, fence, extend)
+        try:
+            record = self._owned_write(execution_id, fence, extend)
+        except Skip:
+            return self.get(execution_id)
         self._renewed(execution_id, fence, lease_seconds, started)
         return record
 

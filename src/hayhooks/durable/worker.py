@@ -185,6 +185,7 @@ class DurableRuntime:
                         self._durable_names(),
                         self.lease_seconds,
                         self.settings.durable_max_run_attempts,
+                        frozenset(self._running),
                     )
                 except Exception as exc:
                     now = time.monotonic()
