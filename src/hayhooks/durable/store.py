@@ -44,7 +44,8 @@ Mutation = Callable[[Execution], list[tuple[str, Any]]]
 
 
 class Skip(Exception):
-    """A claim candidate that another worker took first (or that is no longer due)."""
+    """A mutation that writes nothing: a claim candidate another worker took first (or no longer
+    due), or a renewal of an execution its own fence has already ended."""
 
 
 @dataclass(frozen=True)
